@@ -1,0 +1,34 @@
+"""mdseg: AutoUniSeg and UniSeg reproduced end to end (see README.md)."""
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/datasets.smk"
+include: "workflow/rules/labels.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.tables.output,
+        f"results/labels/{config['encoder']['name']}/features.pt",
+
+
+rule datasets:
+    input:
+        all_manifests(),

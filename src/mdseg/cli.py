@@ -1,0 +1,118 @@
+"""``mdseg``: the library's entry points, one subcommand per workflow stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from mdseg.synthetic import generate_dataset
+
+    counts = {"train": args.train, "val": args.val} if args.train else {"val": args.val}
+    generate_dataset(
+        args.dataset, args.out, seed=args.seed, image_size=args.image_size, counts=counts
+    )
+
+
+def _encode(args: argparse.Namespace) -> None:
+    from mdseg.labels.encode import encode_manifests
+    from mdseg.labels.encoders import build_encoder
+
+    encoder = build_encoder(args.encoder, args.path, device=args.device)
+    encode_manifests(args.manifests, encoder, args.out)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from mdseg.train import train
+
+    experiment = json.loads(args.experiment.read_text())
+    dirs = {k: args.datasets_dir / k for k in experiment["train"]}
+    train(experiment, dirs, args.out)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from mdseg.evaluate import evaluate_many
+
+    for result in evaluate_many(
+        args.model,
+        args.datasets,
+        args.datasets_dir,
+        args.out,
+        split=args.split,
+        resize_height=args.resize_height,
+        device=args.device,
+        threads=args.threads,
+    ):
+        print(f"{result['experiment']} on {result['dataset']}: mIoU {result['miou']}")
+
+
+def _tables(args: argparse.Namespace) -> None:
+    from mdseg.tables.build import build_tables
+
+    config = json.loads(args.config.read_text())
+    for path in build_tables(config, args.eval_dir, args.datasets_dir, args.out):
+        print(path)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mdseg", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="generate one synthetic dataset into the results contract")
+    s.add_argument("dataset")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--image-size", type=int, default=64)
+    s.add_argument("--train", type=int, default=0, help="training images (0: an unseen dataset)")
+    s.add_argument("--val", type=int, default=40)
+    s.set_defaults(func=_synth)
+
+    s = sub.add_parser("encode", help="encode label descriptions of prepared datasets")
+    s.add_argument("manifests", type=Path, nargs="+")
+    s.add_argument("--encoder", default="minilm")
+    s.add_argument("--path", default=None, help="local model folder (encoder 'hf')")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--out", type=Path, required=True)
+    s.set_defaults(func=_encode)
+
+    s = sub.add_parser("train", help="train one experiment")
+    s.add_argument("--experiment", type=Path, required=True, help="experiment.json")
+    s.add_argument("--datasets-dir", type=Path, default=Path("results/datasets"))
+    s.add_argument("--out", type=Path, required=True)
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("evaluate", help="evaluate a model on datasets (one JSON each)")
+    s.add_argument("--model", type=Path, required=True)
+    s.add_argument("--datasets", nargs="+", required=True)
+    s.add_argument("--datasets-dir", type=Path, default=Path("results/datasets"))
+    s.add_argument("--split", default="val")
+    s.add_argument("--resize-height", type=int, default=None)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--out", type=Path, required=True, help="folder for <dataset>.json")
+    s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("tables", help="write the papers' tables with our numbers beside them")
+    s.add_argument("--config", type=Path, required=True, help="the workflow config as JSON")
+    s.add_argument("--eval-dir", type=Path, default=Path("results/eval"))
+    s.add_argument("--datasets-dir", type=Path, default=Path("results/datasets"))
+    s.add_argument("--out", type=Path, default=Path("results/tables"))
+    s.set_defaults(func=_tables)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        print(f"mdseg {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

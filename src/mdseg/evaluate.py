@@ -1,0 +1,143 @@
+"""Evaluate a trained model on one dataset's split in that dataset's own label space.
+
+The model's class scores are sliced to the classes the dataset shares with the model (by name,
+plus the dataset's declared aliases), argmax is taken over those, and ground-truth pixels of
+classes the model cannot predict are ignored — UniSeg's protocol for unseen datasets, which
+reduces to ordinary evaluation on a training dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from mdseg.data import SplitDataset
+from mdseg.datasets.classnames import load_aliases
+from mdseg.io import IGNORE_ID, write_json
+from mdseg.label_space import match_classes
+from mdseg.methods import Method
+from mdseg.metrics import confusion, iou_from_confusion, mean_iou
+from mdseg.models.segmentor import Segmentor
+from mdseg.train import load_model, resolve_device
+
+
+def sliced_prediction(scores: torch.Tensor, matches: dict[int, list[int]]) -> torch.Tensor:
+    """Argmax over the shared classes; returns target-dataset ids ``[B, H, W]``.
+
+    A target class standing for several model classes takes the best of their scores.
+    """
+    target_ids = sorted(matches)
+    sliced = torch.stack([scores[:, matches[t]].amax(dim=1) for t in target_ids], dim=1)
+    lut = torch.tensor(target_ids, device=scores.device)
+    return lut[sliced.argmax(dim=1)]
+
+
+def evaluate_many(
+    model_path: Path,
+    dataset_keys: list[str],
+    datasets_dir: Path,
+    out_dir: Path,
+    *,
+    split: str = "val",
+    resize_height: int | None = None,
+    device: str = "auto",
+    threads: int = 1,
+) -> Iterator[dict[str, Any]]:
+    """Evaluate one saved model on several prepared datasets; write ``<out_dir>/<key>.json``."""
+    torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    method, model, state = load_model(model_path, str(dev))
+    aliases = load_aliases()
+    for key in dataset_keys:
+        data = SplitDataset(Path(datasets_dir) / key, split)
+        result = evaluate_dataset(
+            method,
+            model,
+            data,
+            aliases.get(key, {}),
+            dev,
+            resize_height,
+            desc=f"{state['experiment']['id']} on {key}",
+        )
+        result.update(
+            experiment=state["experiment"]["id"],
+            dataset=key,
+            split=split,
+            backbone_init=state["backbone_init"],
+        )
+        write_json(Path(out_dir) / f"{key}.json", result)
+        yield result
+
+
+def evaluate_dataset(
+    method: Method,
+    model: Segmentor,
+    data: SplitDataset,
+    aliases: dict[str, list[str]],
+    device: torch.device,
+    resize_height: int | None = None,
+    desc: str = "",
+) -> dict[str, Any]:
+    """Per-class IoU (percent), intersections, unions and mIoU of ``model`` on ``data``.
+
+    A dataset sharing no class with the model gets ``miou: null`` rather than an error, so a
+    cross-dataset evaluation matrix can be complete.
+    """
+    matches = match_classes(data.classes, method.classes, aliases)
+    n = len(data.classes)
+    conf = torch.zeros(n, n, dtype=torch.long)
+    if matches:
+        _accumulate(method, model, data, matches, conf, device, resize_height, desc)
+    iou, inter, union = iou_from_confusion(conf.numpy())
+    return {
+        "images": len(data),
+        "classes": data.classes,
+        "evaluated_classes": [data.classes[t] for t in sorted(matches)],
+        "matched_model_classes": {
+            data.classes[t]: [method.classes[j] for j in js] for t, js in sorted(matches.items())
+        },
+        "iou": {c: _rounded(v) for c, v in zip(data.classes, iou, strict=True)},
+        "intersection": {c: int(v) for c, v in zip(data.classes, inter, strict=True)},
+        "union": {c: int(v) for c, v in zip(data.classes, union, strict=True)},
+        "gt_pixels": {c: int(v) for c, v in zip(data.classes, conf.sum(1).numpy(), strict=True)},
+        "miou": _rounded(mean_iou(iou)),
+        "source": data.manifest["source"],
+    }
+
+
+def _accumulate(
+    method: Method,
+    model: Segmentor,
+    data: SplitDataset,
+    matches: dict[int, list[int]],
+    conf: torch.Tensor,
+    device: torch.device,
+    resize_height: int | None,
+    desc: str,
+) -> None:
+    """Add every image's confusion to ``conf``; unshared ground-truth classes are ignored."""
+    shared_only = torch.full((256,), IGNORE_ID, dtype=torch.long)
+    for t in matches:
+        shared_only[t] = t
+    with torch.inference_mode():
+        for i in tqdm(range(len(data)), desc=desc):
+            image, label = data[i]
+            image = image[None].to(device)
+            if resize_height and image.shape[-2] != resize_height:
+                width = round(image.shape[-1] * resize_height / image.shape[-2])
+                image = F.interpolate(image, size=(resize_height, width), mode="bilinear")
+            scores = method.scores(model, image)
+            if scores.shape[-2:] != label.shape:
+                scores = F.interpolate(scores, size=label.shape, mode="bilinear")
+            pred = sliced_prediction(scores, matches)[0].cpu()
+            conf += confusion(pred, shared_only[label], conf.shape[0])
+
+
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value) * 100, 4)

@@ -1,0 +1,34 @@
+"""Segmentation metrics as the field computes them: confusion summed over a split, then IoU."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mdseg.io import IGNORE_ID
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``[num_classes, num_classes]`` counts (rows: ground truth, columns: prediction).
+
+    Pixels whose ground truth is the ignore id (or outside the class range) are not counted.
+    """
+    keep = (target != IGNORE_ID) & (target >= 0) & (target < num_classes)
+    index = target[keep].long() * num_classes + pred[keep].long()
+    return torch.bincount(index, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def iou_from_confusion(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class IoU (NaN where the union is empty), intersections and unions."""
+    conf = np.asarray(conf, dtype=np.float64)
+    inter = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, inter / union, np.nan)
+    return iou, inter, union
+
+
+def mean_iou(iou: np.ndarray) -> float:
+    """Mean over classes with a non-empty union; NaN if there are none."""
+    valid = ~np.isnan(iou)
+    return float(iou[valid].mean()) if valid.any() else float("nan")

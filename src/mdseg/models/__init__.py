@@ -1,0 +1,1 @@
+"""Segmentation networks: a backbone registry and the heads that sit on top."""

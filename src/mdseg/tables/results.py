@@ -1,0 +1,85 @@
+"""Our evaluation results as one tidy frame, and lookups the table builders share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mdseg.experiments import parse_train_set
+
+COLUMNS = [
+    "experiment",
+    "method",
+    "backbone",
+    "train",
+    "dataset",
+    "miou",
+    "backbone_init",
+    "source",
+]
+
+
+def load_results(eval_dir: Path) -> pd.DataFrame:
+    """One row per ``results/eval/<experiment>/<dataset>.json``; ``train`` is a frozenset."""
+    rows = []
+    for path in sorted(Path(eval_dir).glob("*/*.json")):
+        result = json.loads(path.read_text())
+        method, backbone, codes = result["experiment"].split("-")
+        rows.append(
+            {
+                "experiment": result["experiment"],
+                "method": method,
+                "backbone": backbone,
+                "train": frozenset(parse_train_set(codes)),
+                "dataset": result["dataset"],
+                "miou": np.nan if result["miou"] is None else result["miou"],
+                "backbone_init": result["backbone_init"],
+                "source": result["source"],
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+class Results:
+    """Lookups of our mIoU by (method, backbone, training set, dataset)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def miou(
+        self, method: str, backbone: str, train: frozenset[str], dataset: str
+    ) -> tuple[float, str]:
+        """Our mIoU and the experiment behind it; ``(nan, "")`` where we did not run it."""
+        f = self.frame
+        hit = f[
+            (f.method == method)
+            & (f.backbone == backbone)
+            & (f.train == train)
+            & (f.dataset == dataset)
+        ]
+        if hit.empty:
+            return np.nan, ""
+        row = hit.iloc[0]
+        return float(row.miou), row.experiment
+
+    def single_best(self, backbone: str, candidates: list[str], dataset: str) -> tuple[float, str]:
+        """Best single-dataset model (trained on one of ``candidates``) on ``dataset``."""
+        f = self.frame
+        hit = f[
+            (f.method == "single")
+            & (f.backbone == backbone)
+            & (f.train.isin([frozenset([c]) for c in candidates]))
+            & (f.dataset == dataset)
+        ].dropna(subset=["miou"])
+        if hit.empty:
+            return np.nan, ""
+        row = hit.loc[hit.miou.idxmax()]
+        return float(row.miou), row.experiment
+
+
+def train_set(text: str) -> frozenset[str]:
+    """``"C+I+B"`` → frozenset of dataset keys (order does not matter for lookups)."""
+    return frozenset(parse_train_set(text))

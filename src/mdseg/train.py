@@ -1,0 +1,188 @@
+"""The training loop shared by every method: batches, optimiser, schedule, logs, checkpoints.
+
+Checkpoints hold model, optimiser, step, log and RNG state, are written atomically every
+``checkpoint_every`` steps and when SIGTERM/SIGUSR1 arrives (SLURM's warning before a time
+limit), and a rerun resumes from them; the batch stream depends only on (seed, step), so a
+resumed run ends where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from mdseg.data import Augment, MultiDatasetBatches, SplitDataset
+from mdseg.io import atomic_path, write_json
+from mdseg.methods import METHODS, Method
+from mdseg.models.backbones import HRNetBranches
+from mdseg.models.segmentor import Segmentor
+from mdseg.optim import OPTIMIZERS, poly_factor
+
+LOG_FIELDS = ("step", "loss", "lr", "seconds")
+
+
+def build_model(method: Method, backbone: str, weights: str | None = None) -> Segmentor:
+    body = HRNetBranches(backbone, weights)
+    model = Segmentor(body, {})
+    model.heads.update(method.build_heads(model.neck.out_channels))
+    return model
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class _StopRequest:
+    """Turns SIGTERM/SIGUSR1 into a flag the loop checks after each step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def __enter__(self) -> _StopRequest:
+        self._old = {s: signal.signal(s, self._set) for s in (signal.SIGTERM, signal.SIGUSR1)}
+        return self
+
+    def _set(self, signum: int, _frame: object) -> None:
+        self.signal = signum
+
+    def __exit__(self, *_: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Path) -> Path:
+    """Train ``experiment`` on the prepared datasets; write ``model.pt`` and ``train_log.csv``."""
+    cfg = experiment["training"]
+    torch.manual_seed(cfg["seed"])
+    torch.set_num_threads(cfg["threads"])
+    device = resolve_device(cfg["device"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    splits = [SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]]
+    method = METHODS[experiment["method"]](
+        {k: s.classes for k, s in zip(experiment["train"], splits, strict=True)},
+        **experiment.get("method_options", {}),
+    )
+    model = build_model(method, experiment["backbone"], experiment.get("weights")).to(device)
+    optimizer = OPTIMIZERS[cfg["optimizer"]](
+        model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"]
+    )
+    batches = MultiDatasetBatches(
+        splits,
+        cfg["batch_size"],
+        Augment(cfg["crop_size"], tuple(cfg["scale_range"]), cfg["flip"]),
+        cfg["sampling"],
+        cfg["seed"],
+    )
+    total = cfg["iterations"]
+    ckpt_path = out_dir / "checkpoint.pt"
+    step, log = 0, []
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        step, log = state["step"], state["log"]
+
+    def save_checkpoint() -> None:
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step,
+                    "log": log,
+                },
+                tmp,
+            )
+        write_log(out_dir / "train_log.csv", log)
+
+    model.train()
+    start = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)
+    with (
+        _StopRequest() as stop,
+        tqdm(total=total, initial=step, desc=experiment["id"], unit="it", mininterval=2.0) as bar,
+    ):
+        while step < total:
+            factor = poly_factor(step, total, cfg["warmup_iterations"], cfg["poly_power"])
+            for group in optimizer.param_groups:
+                group["lr"] = cfg["lr"] * factor
+            images, labels, owners = (t.to(device) for t in batches.batch(step))
+            loss = method.loss(model, images, labels, owners)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{experiment['id']}: loss is {loss.item()} at step {step}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            log.append(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 6),
+                    "lr": cfg["lr"] * factor,
+                    "seconds": round(time.perf_counter() - start, 3),
+                }
+            )
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step % cfg["checkpoint_every"] == 0 or stop.signal is not None:
+                save_checkpoint()
+            if stop.signal is not None and step < total:
+                raise SystemExit(
+                    f"stopped by signal {stop.signal} at step {step}; checkpoint saved"
+                )
+
+    write_log(out_dir / "train_log.csv", log)
+    model_path = out_dir / "model.pt"
+    with atomic_path(model_path) as tmp:
+        torch.save(
+            {
+                "experiment": experiment,
+                "method": method.name,
+                "classes": method.classes,
+                "dataset_classes": method.dataset_classes,
+                "backbone_init": model.backbone.init,
+                "state_dict": model.state_dict(),
+            },
+            tmp,
+        )
+    write_json(
+        out_dir / "summary.json",
+        {
+            "experiment": experiment["id"],
+            "backbone_init": model.backbone.init,
+            "classes": method.classes,
+            "steps": step,
+            "final_loss": log[-1]["loss"] if log else None,
+        },
+    )
+    ckpt_path.unlink(missing_ok=True)
+    return model_path
+
+
+def write_log(path: Path, log: list[dict[str, float]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(log)
+
+
+def load_model(path: Path, device: str = "cpu") -> tuple[Method, Segmentor, dict[str, Any]]:
+    """Rebuild the method and network saved by :func:`train`, weights included."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    exp = state["experiment"]
+    method = METHODS[state["method"]](state["dataset_classes"], **exp.get("method_options", {}))
+    model = build_model(method, exp["backbone"])
+    model.load_state_dict(state["state_dict"])
+    return method, model.to(device).eval(), state

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny prepared datasets written through the results contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mdseg.io import write_json, write_split_list
+
+
+def make_dataset(
+    root: Path, key: str, classes: list[str], n: int = 4, size: int = 32, seed: int = 0
+) -> Path:
+    """A dataset whose class c is a flat colour region, so tiny models can learn it."""
+    rng = np.random.default_rng(seed)
+    out = root / key
+    (out / "images").mkdir(parents=True)
+    (out / "labels").mkdir()
+    pairs = []
+    for i in range(n):
+        label = rng.integers(0, len(classes), size=(size // 8, size // 8)).repeat(8, 0).repeat(8, 1)
+        label[0, 0] = 255
+        colours = (np.arange(len(classes))[:, None] * [70, 130, 200]) % 256
+        image = colours[np.where(label == 255, 0, label)].astype(np.uint8)
+        Image.fromarray(image).save(out / "images" / f"{i}.png")
+        Image.fromarray(label.astype(np.uint8)).save(out / "labels" / f"{i}.png")
+        pairs.append((f"images/{i}.png", f"labels/{i}.png"))
+    write_split_list(out / "train.lst", pairs)
+    write_split_list(out / "val.lst", pairs)
+    write_json(
+        out / "manifest.json",
+        {
+            "name": key,
+            "classes": classes,
+            "ignore_id": 255,
+            "source": "test",
+            "checksums": {},
+            "splits": {s: {"count": n, "list": f"{s}.lst"} for s in ("train", "val")},
+        },
+    )
+    return out
+
+
+@pytest.fixture
+def tiny_datasets(tmp_path: Path) -> dict[str, Path]:
+    return {
+        "cityscapes": make_dataset(tmp_path, "cityscapes", ["road", "rider", "car"], seed=1),
+        "mapillary": make_dataset(
+            tmp_path, "mapillary", ["road", "bicyclist", "motorcyclist", "car"], seed=2
+        ),
+    }

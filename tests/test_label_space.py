@@ -1,0 +1,39 @@
+import torch
+
+from mdseg.evaluate import sliced_prediction
+from mdseg.io import IGNORE_ID
+from mdseg.label_space import lookup_table, match_classes, union_by_name
+
+
+def test_union_by_name_keeps_first_spelling_and_order():
+    assert union_by_name([["road", "rider"], ["Road", "bicyclist", "rider"]]) == [
+        "road",
+        "rider",
+        "bicyclist",
+    ]
+
+
+def test_lookup_table_maps_by_name_and_ignores_the_rest():
+    lut = lookup_table(["sky", "rider", "car"], ["car", "road", "sky"])
+    assert lut[:3].tolist() == [2, IGNORE_ID, 0]
+    assert lut[IGNORE_ID] == IGNORE_ID
+
+
+def test_match_classes_uses_aliases():
+    target = ["Sky", "Pedestrian", "Tree", "SignSymbol"]
+    model = ["sky", "person", "vegetation", "tree", "road"]
+    aliases = {"Pedestrian": ["person"], "Tree": ["vegetation", "tree"]}
+    assert match_classes(target, model, aliases) == {0: [0], 1: [1], 2: [2, 3]}
+
+
+def test_sliced_prediction_argmax_over_shared_classes_only():
+    # model classes: 0 road, 1 lane marking (not in target), 2 car; target: 0 car, 1 road
+    scores = torch.tensor([[5.0, 9.0, 1.0], [0.0, 9.0, 3.0]]).T.reshape(1, 3, 1, 2)
+    pred = sliced_prediction(scores, {0: [2], 1: [0]})
+    assert pred.tolist() == [[[1, 0]]]
+
+
+def test_sliced_prediction_takes_best_of_several_model_classes():
+    scores = torch.tensor([1.0, 4.0, 3.0]).reshape(1, 3, 1, 1)
+    pred = sliced_prediction(scores, {0: [0], 1: [1, 2]})
+    assert pred.item() == 1

@@ -1,0 +1,42 @@
+import json
+
+from mdseg.experiments import datasets_used, expand_experiments
+from mdseg.datasets.info import DATASETS
+from mdseg.tables.build import TABLES
+from mdseg.tables.reference import REFERENCE_TABLES
+
+# conda environment per rule, used with `--sdm conda` (paths are relative to this file's folder)
+CONDA_ENV = f"../../envs/{config.get('conda_env', 'cpu')}.yaml"
+PLOTTED_TABLES = [t for t in REFERENCE_TABLES if TABLES[t].row]
+
+EXPERIMENTS = expand_experiments(config)
+DATASET_KEYS = datasets_used(config, EXPERIMENTS)
+TRAINING_KEYS = sorted({k for e in EXPERIMENTS.values() for k in e["train"]})
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    experiment="|".join(e.replace("+", r"\+") for e in EXPERIMENTS),
+
+
+localrules:
+    experiment_spec,
+    resolved_config,
+    tables,
+    report,
+
+
+def manifest(key):
+    return f"results/datasets/{key}/manifest.json"
+
+
+def all_manifests():
+    return [manifest(k) for k in DATASET_KEYS]
+
+
+def experiment_manifests(wildcards):
+    return [manifest(k) for k in EXPERIMENTS[wildcards.experiment]["train"]]
+
+
+def all_evaluations():
+    return [f"results/eval/{exp}" for exp in EXPERIMENTS]

@@ -1,0 +1,17 @@
+rule encode_labels:
+    input:
+        all_manifests(),
+    output:
+        "results/labels/{encoder}/features.pt",
+    log:
+        "logs/labels/{encoder}.log",
+    benchmark:
+        "benchmarks/out/labels/{encoder}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        path=config["encoder"].get("path") or "",
+        device=config["encoder"].get("device", "cpu"),
+    shell:
+        "mdseg encode {input} --encoder {wildcards.encoder}"
+        " --path '{params.path}' --device {params.device} --out {output} > {log} 2>&1"

@@ -1,0 +1,34 @@
+rule experiment_spec:
+    output:
+        "results/models/{experiment}/experiment.json",
+    log:
+        "logs/models/{experiment}/spec.log",
+    benchmark:
+        "benchmarks/out/models/{experiment}/spec.tsv"
+    params:
+        spec=lambda wc: EXPERIMENTS[wc.experiment],
+    run:
+        with open(output[0], "w") as fh:
+            json.dump(params.spec, fh, indent=2, sort_keys=True)
+
+
+rule train:
+    input:
+        spec="results/models/{experiment}/experiment.json",
+        manifests=experiment_manifests,
+    output:
+        model="results/models/{experiment}/model.pt",
+        log_csv="results/models/{experiment}/train_log.csv",
+        summary="results/models/{experiment}/summary.json",
+    log:
+        "logs/models/{experiment}/train.log",
+    benchmark:
+        "benchmarks/out/models/{experiment}/train.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["training"]["threads"]
+    resources:
+        runtime=60,
+    shell:
+        "mdseg train --experiment {input.spec} --datasets-dir results/datasets"
+        " --out results/models/{wildcards.experiment} > {log} 2>&1"
