@@ -18,11 +18,11 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _encode(args: argparse.Namespace) -> None:
-    from mdseg.labels.encode import encode_manifests
+    from mdseg.labels.encode import encode_datasets
     from mdseg.labels.encoders import build_encoder
 
-    encoder = build_encoder(args.encoder, args.path, device=args.device)
-    encode_manifests(args.manifests, encoder, args.out)
+    encoder = build_encoder(args.encoder, args.path or None, device=args.device)
+    encode_datasets(args.datasets, encoder, args.out)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -70,8 +70,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--val", type=int, default=40)
     s.set_defaults(func=_synth)
 
-    s = sub.add_parser("encode", help="encode label descriptions of prepared datasets")
-    s.add_argument("manifests", type=Path, nargs="+")
+    s = sub.add_parser("encode", help="encode the label descriptions of datasets")
+    s.add_argument("datasets", nargs="+", help="dataset keys")
     s.add_argument("--encoder", default="minilm")
     s.add_argument("--path", default=None, help="local model folder (encoder 'hf')")
     s.add_argument("--device", default="cpu")

@@ -1,6 +1,4 @@
 rule encode_labels:
-    input:
-        all_manifests(),
     output:
         "results/labels/{encoder}/features.pt",
     log:
@@ -10,8 +8,9 @@ rule encode_labels:
     conda:
         CONDA_ENV
     params:
+        datasets=" ".join(DATASET_KEYS),
         path=config["encoder"].get("path") or "",
         device=config["encoder"].get("device", "cpu"),
     shell:
-        "mdseg encode {input} --encoder {wildcards.encoder}"
+        "mdseg encode {params.datasets} --encoder {wildcards.encoder}"
         " --path '{params.path}' --device {params.device} --out {output} > {log} 2>&1"

@@ -205,7 +205,7 @@ def dataset_roles(ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
 @whole_table("uniseg_tableA1")
 def multi_label_pairs(ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
     """UniSeg Table A-1; our generated multi-labels arrive with the ``cr_bce`` method."""
-    return ref.assign(ours=np.nan)
+    return ref.assign(paper=1, ours=np.nan)
 
 
 def build_tables(

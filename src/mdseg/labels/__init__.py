@@ -1,0 +1,1 @@
+"""Label descriptions and their text features (AutoUniSeg's input label nodes)."""

@@ -1,0 +1,35 @@
+"""Encode every class description of a set of datasets into one ``features.pt`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from mdseg.datasets.classnames import load_classnames
+from mdseg.io import atomic_path
+from mdseg.labels.descriptions import describe
+from mdseg.labels.encoders import TextEncoder
+
+
+def encode_datasets(
+    keys: list[str], encoder: TextEncoder, out_path: str | Path, batch_size: int = 32
+) -> None:
+    """Write ``{"encoder", "dim", "datasets": {key: {"classes", "descriptions", "features"}}}``.
+
+    ``features`` is a float32 tensor ``[n_classes, dim]`` in class-id order. The file is written
+    atomically, so an interrupted run never leaves a partial ``features.pt``.
+    """
+    datasets: dict[str, dict[str, Any]] = {}
+    for key in tqdm(keys, desc=f"encoding labels ({encoder.name})", unit="dataset"):
+        descriptions = describe(key)
+        datasets[key] = {
+            "classes": load_classnames(key),
+            "descriptions": descriptions,
+            "features": encoder.encode(descriptions, batch_size=batch_size).float().contiguous(),
+        }
+    payload = {"encoder": encoder.name, "dim": encoder.dim, "datasets": datasets}
+    with atomic_path(out_path) as tmp:
+        torch.save(payload, tmp)
