@@ -8,8 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mdseg.datasets.classnames import load_aliases, load_classnames, normalise
+from mdseg.datasets.classnames import load_aliases, load_classnames
 from mdseg.datasets.info import DATASETS
+from mdseg.label_space import normalise
 from mdseg.labels import descriptions
 from mdseg.labels.descriptions import TEMPLATE, describe, read_sentences
 from mdseg.labels.encode import encode_datasets

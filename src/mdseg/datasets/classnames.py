@@ -47,8 +47,3 @@ def _aliases() -> dict[str, dict[str, list[str]]]:
 def load_aliases() -> dict[str, dict[str, list[str]]]:
     """``{dataset: {class name: [equivalent names in other datasets' label spaces]}}``."""
     return {ds: {c: list(v) for c, v in m.items()} for ds, m in _aliases().items()}
-
-
-def normalise(name: str) -> str:
-    """Canonical form for matching names across datasets: lowercase, surrounding space removed."""
-    return name.strip().lower()
