@@ -80,10 +80,14 @@ def test_misprinted_means_are_flagged(results, tmp_path):
 def test_build_tables_writes_every_table(results, tmp_path):
     eval_dir = tmp_path  # holds the fixture's eval JSONs
     out = tmp_path / "tables"
-    written = build_tables(CFG, eval_dir, tmp_path / "datasets", out)
+    log_dir = tmp_path / "models" / "single-hrnet_w18_small_v2-C"
+    log_dir.mkdir(parents=True)
+    (log_dir / "train_log.csv").write_text("step,loss,lr,seconds\n1,2.0,0.1,0.5\n2,1.5,0.1,1.0\n")
+    written = build_tables(CFG, eval_dir, tmp_path / "datasets", tmp_path / "models", out)
     names = {p.name for p in written}
     assert "uniseg_table1.csv" in names and "uniseg_table1.png" in names
     assert "uniseg_tableA1.csv" in names and "uniseg_tableA1.png" not in names
+    assert "training_curves.png" in names
     for path in written:
         assert path.stat().st_size > 0
     t4 = pd.read_csv(out / "uniseg_table4.csv")

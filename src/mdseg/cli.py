@@ -53,7 +53,7 @@ def _tables(args: argparse.Namespace) -> None:
     from mdseg.tables.build import build_tables
 
     config = json.loads(args.config.read_text())
-    for path in build_tables(config, args.eval_dir, args.datasets_dir, args.out):
+    for path in build_tables(config, args.eval_dir, args.datasets_dir, args.models_dir, args.out):
         print(path)
 
 
@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", type=Path, required=True, help="the workflow config as JSON")
     s.add_argument("--eval-dir", type=Path, default=Path("results/eval"))
     s.add_argument("--datasets-dir", type=Path, default=Path("results/datasets"))
+    s.add_argument("--models-dir", type=Path, default=Path("results/models"))
     s.add_argument("--out", type=Path, default=Path("results/tables"))
     s.set_defaults(func=_tables)
     return p

@@ -16,6 +16,9 @@ rule tables:
     input:
         config="results/config.json",
         evaluations=all_evaluations(),
+        train_logs=expand(
+            "results/models/{experiment}/train_log.csv", experiment=EXPERIMENTS
+        ),
         manifests=all_manifests(),
     output:
         csv=report(
@@ -27,6 +30,11 @@ rule tables:
             expand("results/tables/{table}.png", table=PLOTTED_TABLES),
             caption="../report/plot.rst",
             category="Plots",
+        ),
+        curves=report(
+            "results/tables/training_curves.png",
+            caption="../report/train_log.rst",
+            category="Training",
         ),
     log:
         "logs/tables.log",

@@ -17,7 +17,7 @@ import pandas as pd
 
 from mdseg.experiments import expand_experiments
 from mdseg.io import atomic_path, read_manifest
-from mdseg.tables.plots import plot_paper_vs_ours
+from mdseg.tables.plots import plot_paper_vs_ours, plot_training_curves
 from mdseg.tables.reference import REFERENCE_TABLES, load_reference
 from mdseg.tables.results import Results, load_results, train_set
 
@@ -209,7 +209,7 @@ def multi_label_pairs(ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
 
 
 def build_tables(
-    cfg: dict[str, Any], eval_dir: Path, datasets_dir: Path, out_dir: Path
+    cfg: dict[str, Any], eval_dir: Path, datasets_dir: Path, models_dir: Path, out_dir: Path
 ) -> list[Path]:
     """Write ``<paper>_<table>.csv`` for every reference table and a PNG for the numeric ones."""
     ctx = Context(Results(load_results(eval_dir)), cfg, Path(datasets_dir))
@@ -228,4 +228,9 @@ def build_tables(
             png = out_dir / f"{name}.png"
             plot_paper_vs_ours(table, spec.dimension, name, png)
             written.append(png)
+    logs = {p.parent.name: pd.read_csv(p) for p in sorted(Path(models_dir).glob("*/train_log.csv"))}
+    if logs:
+        curves = out_dir / "training_curves.png"
+        plot_training_curves(logs, curves)
+        written.append(curves)
     return written

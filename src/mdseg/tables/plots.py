@@ -49,3 +49,19 @@ def plot_paper_vs_ours(table: pd.DataFrame, dimension: str | None, title: str, p
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def plot_training_curves(logs: dict[str, pd.DataFrame], path: Path) -> None:
+    """Loss per step of every experiment (smoothed over 10 steps), one line each."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, log in sorted(logs.items()):
+        ax.plot(log.step, log.loss.rolling(10, min_periods=1).mean(), label=name, lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (10-step mean)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
