@@ -42,7 +42,8 @@ def test_snakefmt_clean():
 
 def test_snakemake_lint_clean():
     proc = _run("snakemake", "--lint")
-    assert proc.returncode == 0 and "Congratulations" in proc.stdout, proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Congratulations" in output, output
 
 
 def test_misspelled_config_key_is_named(tmp_path):

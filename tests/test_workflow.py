@@ -63,7 +63,14 @@ def test_tiny_workflow_writes_the_results_contract(two_runs):
         for e in ("multi_ce-hrnet_w18_small_v2-C+M", "single-hrnet_w18_small_v2-C")
     )
     table = pd.read_csv(results / "tables" / "uniseg_table1.csv")
-    assert table.paper.notna().sum() == 60 and table.ours.isna().all()
+    assert table.paper.notna().sum() == 60
+    # tiny runs one single-dataset model (C) evaluated on KITTI: the only single-best cell
+    single_c = json.loads(
+        (results / "eval" / "single-hrnet_w18_small_v2-C" / "kitti.json").read_text()
+    )
+    filled = table[table.ours.notna()]
+    assert filled[["method", "dataset"]].values.tolist() == [["single_best", "kitti"]]
+    assert filled.ours.iloc[0] == round(single_c["miou"], 2)
     assert (results / "tables" / "uniseg_table1.png").stat().st_size > 10_000
     for rule in ("datasets/cityscapes", "models/single-hrnet_w18_small_v2-C/train", "tables"):
         assert (two_runs[0] / "benchmarks" / "out" / f"{rule}.tsv").exists()

@@ -58,6 +58,6 @@ rule report:
     conda:
         CONDA_ENV
     params:
-        configfiles=" ".join(workflow.overwrite_configfiles) or "config.yaml",
+        configfiles=" ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml",
     shell:
         "snakemake --nolock --configfiles {params.configfiles} --report {output} > {log} 2>&1"
