@@ -111,6 +111,23 @@ def evaluate_dataset(
     }
 
 
+def _same_size_batches(
+    data: SplitDataset, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Consecutive items stacked while their size agrees (real datasets mix sizes)."""
+    images: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for i in range(len(data)):
+        image, label = data[i]
+        if images and (len(images) == batch_size or label.shape != labels[0].shape):
+            yield torch.stack(images), torch.stack(labels)
+            images, labels = [], []
+        images.append(image)
+        labels.append(label)
+    if images:
+        yield torch.stack(images), torch.stack(labels)
+
+
 def _accumulate(
     method: Method,
     model: Segmentor,
@@ -120,23 +137,24 @@ def _accumulate(
     device: torch.device,
     resize_height: int | None,
     desc: str,
+    batch_size: int = 8,
 ) -> None:
     """Add every image's confusion to ``conf``; unshared ground-truth classes are ignored."""
     shared_only = torch.full((256,), IGNORE_ID, dtype=torch.long)
     for t in matches:
         shared_only[t] = t
-    with torch.inference_mode():
-        for i in tqdm(range(len(data)), desc=desc):
-            image, label = data[i]
-            image = image[None].to(device)
-            if resize_height and image.shape[-2] != resize_height:
-                width = round(image.shape[-1] * resize_height / image.shape[-2])
-                image = F.interpolate(image, size=(resize_height, width), mode="bilinear")
-            scores = method.scores(model, image)
-            if scores.shape[-2:] != label.shape:
-                scores = F.interpolate(scores, size=label.shape, mode="bilinear")
-            pred = sliced_prediction(scores, matches)[0].cpu()
-            conf += confusion(pred, shared_only[label], conf.shape[0])
+    with torch.inference_mode(), tqdm(total=len(data), desc=desc, unit="img") as bar:
+        for images, labels in _same_size_batches(data, batch_size):
+            images = images.to(device)
+            if resize_height and images.shape[-2] != resize_height:
+                width = round(images.shape[-1] * resize_height / images.shape[-2])
+                images = F.interpolate(images, size=(resize_height, width), mode="bilinear")
+            scores = method.scores(model, images)
+            if scores.shape[-2:] != labels.shape[-2:]:
+                scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear")
+            pred = sliced_prediction(scores, matches).cpu()
+            conf += confusion(pred, shared_only[labels], conf.shape[0])
+            bar.update(len(labels))
 
 
 def _rounded(value: float) -> float | None:
