@@ -37,3 +37,44 @@ def test_sliced_prediction_takes_best_of_several_model_classes():
     scores = torch.tensor([1.0, 4.0, 3.0]).reshape(1, 3, 1, 1)
     pred = sliced_prediction(scores, {0: [0], 1: [1, 2]})
     assert pred.item() == 1
+
+
+class AlwaysRoad:
+    """A stand-in method whose model predicts ``road`` everywhere."""
+
+    def __init__(self) -> None:
+        self.classes = ["road", "car", "bicyclist"]
+
+    def scores(self, model, images):
+        scores = torch.zeros(images.shape[0], 3, *images.shape[-2:])
+        scores[:, 0] = 1.0
+        return scores
+
+
+def test_two_evaluation_protocols_hand_computed(tiny_datasets):
+    from mdseg.data import SplitDataset
+    from mdseg.evaluate import evaluate_dataset
+
+    data = SplitDataset(tiny_datasets["cityscapes"], "val")  # road, rider, car
+    result = evaluate_dataset(AlwaysRoad(), None, data, {}, torch.device("cpu"))
+    px = result["gt_pixels"]
+    assert result["evaluated_classes"] == ["road", "car"]
+    # shared protocol: rider pixels ignored; road IoU = road / (road + car), car IoU 0
+    road_shared = px["road"] / (px["road"] + px["car"])
+    assert result["iou"]["rider"] is None
+    assert result["miou"] == round(100 * road_shared / 2, 4)
+    # all-classes protocol: rider counts with IoU 0 and its pixels are false road positives
+    road_all = px["road"] / sum(px.values())
+    assert result["miou_all_classes"] == round(100 * road_all / 3, 4)
+
+
+def test_no_shared_class_gives_null_and_zero(tiny_datasets):
+    from mdseg.data import SplitDataset
+    from mdseg.evaluate import evaluate_dataset
+
+    method = AlwaysRoad()
+    method.classes = ["sky", "tree", "bird"]
+    data = SplitDataset(tiny_datasets["cityscapes"], "val")
+    result = evaluate_dataset(method, None, data, {}, torch.device("cpu"))
+    assert result["miou"] is None and result["miou_all_classes"] == 0.0
+    assert sum(result["gt_pixels"].values()) == 4 * (32 * 32 - 1)

@@ -18,7 +18,7 @@ CFG = {
 }
 
 
-def write_eval(root, experiment, dataset, miou):
+def write_eval(root, experiment, dataset, miou, miou_all=None):
     path = root / experiment / f"{dataset}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -27,6 +27,7 @@ def write_eval(root, experiment, dataset, miou):
                 "experiment": experiment,
                 "dataset": dataset,
                 "miou": miou,
+                "miou_all_classes": miou_all,
                 "backbone_init": "random",
                 "source": "synthetic",
             }
@@ -95,3 +96,15 @@ def test_build_tables_writes_every_table(results, tmp_path):
     for path in out.glob("*.csv"):
         frame = pd.read_csv(path)
         assert {"paper", "ours", "benchmark"} <= set(frame.columns), path.name
+
+
+def test_autouniseg_table3_uses_the_all_classes_protocol(tmp_path):
+    w18 = "hrnet_w18_small_v2"
+    write_eval(tmp_path, f"single-{w18}-S", "sunrgbd", 60.0, 60.0)
+    write_eval(tmp_path, f"single-{w18}-S", "cityscapes", 90.0, 5.0)  # 2 shared classes
+    write_eval(tmp_path, f"single-{w18}-S", "kitti", None, 0.0)  # nothing shared
+    ctx = Context(Results(load_results(tmp_path)), CFG, tmp_path)
+    table = fill_ours("autouniseg_table3", load_reference("autouniseg_table3"), ctx)
+    row = table.set_index(["trained", "model", "eval_set"])
+    assert row.loc[("sunrgbd", "single", "train_mean"), "ours"] == 32.5
+    assert row.loc[("sunrgbd", "single", "unseen_mean"), "ours"] == 0.0

@@ -86,15 +86,27 @@ def evaluate_dataset(
 ) -> dict[str, Any]:
     """Per-class IoU (percent), intersections, unions and mIoU of ``model`` on ``data``.
 
-    A dataset sharing no class with the model gets ``miou: null`` rather than an error, so a
-    cross-dataset evaluation matrix can be complete.
+    Two protocols, both in the result: ``miou`` scores only the classes the dataset shares with
+    the model (UniSeg's unseen-dataset protocol; other ground truth is ignored), and
+    ``miou_all_classes`` keeps every ground-truth class, so classes the model cannot predict
+    count with IoU 0 (AutoUniSeg's cross-dataset Table 3). A dataset sharing no class with the
+    model gets ``miou: null`` rather than an error, so an evaluation matrix can be complete.
     """
     matches = match_classes(data.classes, method.classes, aliases)
     n = len(data.classes)
-    conf = torch.zeros(n, n, dtype=torch.long)
+    shared = torch.zeros(n, n, dtype=torch.long)
+    full = torch.zeros(n, n, dtype=torch.long)
     if matches:
-        _accumulate(method, model, data, matches, conf, device, resize_height, desc)
-    iou, inter, union = iou_from_confusion(conf.numpy())
+        _accumulate(method, model, data, matches, shared, full, device, resize_height, desc)
+        iou_all = iou_from_confusion(full.numpy())[0]
+        gt_pixels = full.sum(1).numpy()
+    else:  # nothing can be predicted: every labelled class has IoU 0
+        gt_pixels = sum(
+            torch.bincount(label[label != IGNORE_ID].flatten(), minlength=n)[:n]
+            for _, label in (data[i] for i in range(len(data)))
+        ).numpy()
+        iou_all = np.where(gt_pixels > 0, 0.0, np.nan)
+    iou, inter, union = iou_from_confusion(shared.numpy())
     return {
         "images": len(data),
         "classes": data.classes,
@@ -105,8 +117,10 @@ def evaluate_dataset(
         "iou": {c: _rounded(v) for c, v in zip(data.classes, iou, strict=True)},
         "intersection": {c: int(v) for c, v in zip(data.classes, inter, strict=True)},
         "union": {c: int(v) for c, v in zip(data.classes, union, strict=True)},
-        "gt_pixels": {c: int(v) for c, v in zip(data.classes, conf.sum(1).numpy(), strict=True)},
+        "gt_pixels": {c: int(v) for c, v in zip(data.classes, gt_pixels, strict=True)},
         "miou": _rounded(mean_iou(iou)),
+        "iou_all_classes": {c: _rounded(v) for c, v in zip(data.classes, iou_all, strict=True)},
+        "miou_all_classes": _rounded(mean_iou(iou_all)),
         "source": data.manifest["source"],
     }
 
@@ -133,13 +147,14 @@ def _accumulate(
     model: Segmentor,
     data: SplitDataset,
     matches: dict[int, list[int]],
-    conf: torch.Tensor,
+    shared: torch.Tensor,
+    full: torch.Tensor,
     device: torch.device,
     resize_height: int | None,
     desc: str,
     batch_size: int = 8,
 ) -> None:
-    """Add every image's confusion to ``conf``; unshared ground-truth classes are ignored."""
+    """Add every image's confusions: ``shared`` ignores ground truth of unshared classes."""
     shared_only = torch.full((256,), IGNORE_ID, dtype=torch.long)
     for t in matches:
         shared_only[t] = t
@@ -153,7 +168,8 @@ def _accumulate(
             if scores.shape[-2:] != labels.shape[-2:]:
                 scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear")
             pred = sliced_prediction(scores, matches).cpu()
-            conf += confusion(pred, shared_only[labels], conf.shape[0])
+            shared += confusion(pred, shared_only[labels], shared.shape[0])
+            full += confusion(pred, labels, full.shape[0])
             bar.update(len(labels))
 
 

@@ -25,6 +25,8 @@ UNISEG_TRAIN = ["cityscapes", "idd", "bdd", "mapillary"]
 AUTOUNISEG_TRAIN = ["cityscapes", "mapillary", "sunrgbd", "bdd", "idd", "ade20k", "coco"]
 AUTOUNISEG_UNSEEN = ["wilddash2", "kitti", "camvid", "scannet", "voc", "context"]
 
+# AutoUniSeg's cross-dataset means count the target classes a model cannot predict as IoU 0
+ALL_CLASSES = "miou_all_classes"
 Lookup = tuple[float, str]
 RowBuilder = Callable[[pd.Series, Results, dict[str, Any]], Lookup]
 
@@ -105,9 +107,11 @@ def _autouniseg_baselines(row: pd.Series, res: Results, cfg: dict[str, Any]) -> 
     backbone = cfg["tables"]["autouniseg_backbone"]
     datasets = AUTOUNISEG_TRAIN if row.eval_set == "train_mean" else AUTOUNISEG_UNSEEN
     if row.model == "single":
-        found = [res.miou("single", backbone, frozenset([row.trained]), d) for d in datasets]
+        train = frozenset([row.trained])
+        found = [res.miou("single", backbone, train, d, ALL_CLASSES) for d in datasets]
     elif row.model == "autouniseg":
-        found = [res.miou("autouniseg", backbone, frozenset(AUTOUNISEG_TRAIN), d) for d in datasets]
+        train = frozenset(AUTOUNISEG_TRAIN)
+        found = [res.miou("autouniseg", backbone, train, d, ALL_CLASSES) for d in datasets]
     else:  # Multi-SegHead read through one dataset's head: evaluated by the multi_head method
         return np.nan, ""
     return _mean(found)

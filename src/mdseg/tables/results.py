@@ -17,6 +17,7 @@ COLUMNS = [
     "train",
     "dataset",
     "miou",
+    "miou_all_classes",
     "backbone_init",
     "source",
 ]
@@ -35,12 +36,17 @@ def load_results(eval_dir: Path) -> pd.DataFrame:
                 "backbone": backbone,
                 "train": frozenset(parse_train_set(codes)),
                 "dataset": result["dataset"],
-                "miou": np.nan if result["miou"] is None else result["miou"],
+                "miou": _number(result["miou"]),
+                "miou_all_classes": _number(result.get("miou_all_classes")),
                 "backbone_init": result["backbone_init"],
                 "source": result["source"],
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _number(value: float | None) -> float:
+    return np.nan if value is None else float(value)
 
 
 class Results:
@@ -50,9 +56,17 @@ class Results:
         self.frame = frame
 
     def miou(
-        self, method: str, backbone: str, train: frozenset[str], dataset: str
+        self,
+        method: str,
+        backbone: str,
+        train: frozenset[str],
+        dataset: str,
+        metric: str = "miou",
     ) -> tuple[float, str]:
-        """Our mIoU and the experiment behind it; ``(nan, "")`` where we did not run it."""
+        """Our ``metric`` (``miou`` or ``miou_all_classes``) and the experiment behind it.
+
+        ``(nan, "")`` where we did not run it.
+        """
         f = self.frame
         hit = f[
             (f.method == method)
@@ -63,7 +77,7 @@ class Results:
         if hit.empty:
             return np.nan, ""
         row = hit.iloc[0]
-        return float(row.miou), row.experiment
+        return float(row[metric]), row.experiment
 
     def single_best(self, backbone: str, candidates: list[str], dataset: str) -> tuple[float, str]:
         """Best single-dataset model (trained on one of ``candidates``) on ``dataset``."""
