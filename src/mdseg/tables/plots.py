@@ -38,10 +38,10 @@ def plot_paper_vs_ours(table: pd.DataFrame, dimension: str | None, title: str, p
             if missing:
                 ax.text(0.5, yi + 0.2, "not run", va="center", fontsize=6, color="#555")
         ax.set_yticks(y, labels, fontsize=7)
-        ax.invert_yaxis()
         ax.set_title(str(panel), fontsize=9)
         ax.set_xlabel("mIoU (%)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()  # the y axis is shared: invert once so rows read top-down
     axes[0][-1].legend(fontsize=7, loc="lower right")
     source = table["benchmark"].iloc[0] if "benchmark" in table else ""
     fig.suptitle(f"{title}: paper vs ours ({source} benchmark)", fontsize=10)
