@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,11 @@ def run_tiny(workdir: Path, *targets: str) -> subprocess.CompletedProcess:
         ],
         capture_output=True,
         text=True,
+        # rules call the `mdseg` command installed beside this interpreter
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
     )
 
 
