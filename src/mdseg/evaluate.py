@@ -94,10 +94,9 @@ def evaluate_dataset(
     """
     matches = match_classes(data.classes, method.classes, aliases)
     n = len(data.classes)
-    shared = torch.zeros(n, n, dtype=torch.long)
     full = torch.zeros(n, n, dtype=torch.long)
     if matches:
-        _accumulate(method, model, data, matches, shared, full, device, resize_height, desc)
+        _accumulate(method, model, data, matches, full, device, resize_height, desc)
         iou_all = iou_from_confusion(full.numpy())[0]
         gt_pixels = full.sum(1).numpy()
     else:  # nothing can be predicted: every labelled class has IoU 0
@@ -106,6 +105,9 @@ def evaluate_dataset(
             for _, label in (data[i] for i in range(len(data)))
         ).numpy()
         iou_all = np.where(gt_pixels > 0, 0.0, np.nan)
+    # the shared-class protocol ignores ground truth of unshared classes: drop their rows
+    shared = full.clone()
+    shared[[t for t in range(n) if t not in matches]] = 0
     iou, inter, union = iou_from_confusion(shared.numpy())
     return {
         "images": len(data),
@@ -147,17 +149,13 @@ def _accumulate(
     model: Segmentor,
     data: SplitDataset,
     matches: dict[int, list[int]],
-    shared: torch.Tensor,
     full: torch.Tensor,
     device: torch.device,
     resize_height: int | None,
     desc: str,
     batch_size: int = 8,
 ) -> None:
-    """Add every image's confusions: ``shared`` ignores ground truth of unshared classes."""
-    shared_only = torch.full((256,), IGNORE_ID, dtype=torch.long)
-    for t in matches:
-        shared_only[t] = t
+    """Add every image's confusion (all ground-truth classes) to ``full``."""
     with torch.inference_mode(), tqdm(total=len(data), desc=desc, unit="img") as bar:
         for images, labels in _same_size_batches(data, batch_size):
             images = images.to(device)
@@ -168,7 +166,6 @@ def _accumulate(
             if scores.shape[-2:] != labels.shape[-2:]:
                 scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear")
             pred = sliced_prediction(scores, matches).cpu()
-            shared += confusion(pred, shared_only[labels], shared.shape[0])
             full += confusion(pred, labels, full.shape[0])
             bar.update(len(labels))
 

@@ -46,9 +46,7 @@ def plot_paper_vs_ours(table: pd.DataFrame, dimension: str | None, title: str, p
     source = table["benchmark"].iloc[0] if "benchmark" in table else ""
     fig.suptitle(f"{title}: paper vs ours ({source} benchmark)", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_training_curves(logs: dict[str, pd.DataFrame], path: Path) -> None:
@@ -62,6 +60,10 @@ def plot_training_curves(logs: dict[str, pd.DataFrame], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
