@@ -3,6 +3,7 @@ import torch
 from mdseg.evaluate import sliced_prediction
 from mdseg.io import IGNORE_ID
 from mdseg.label_space import lookup_table, match_classes, union_by_name
+from mdseg.methods import Method
 
 
 def test_union_by_name_keeps_first_spelling_and_order():
@@ -39,8 +40,10 @@ def test_sliced_prediction_takes_best_of_several_model_classes():
     assert pred.item() == 1
 
 
-class AlwaysRoad:
+class AlwaysRoad(Method):
     """A stand-in method whose model predicts ``road`` everywhere."""
+
+    name = "always_road"
 
     def __init__(self) -> None:
         self.classes = ["road", "car", "bicyclist"]
@@ -78,3 +81,20 @@ def test_no_shared_class_gives_null_and_zero(tiny_datasets):
     result = evaluate_dataset(method, None, data, {}, torch.device("cpu"))
     assert result["miou"] is None and result["miou_all_classes"] == 0.0
     assert sum(result["gt_pixels"].values()) == 4 * (32 * 32 - 1)
+
+
+def test_further_mappings_are_scored_as_variants(tiny_datasets):
+    from mdseg.data import SplitDataset
+    from mdseg.evaluate import evaluate_dataset
+
+    class RoadAsCar(AlwaysRoad):
+        def target_matches(self, model, dataset_key, data, aliases, device):
+            by_name = super().target_matches(model, dataset_key, data, aliases, device)
+            return {**by_name, "swapped": {2: [0]}}  # model's road channel predicts car
+
+    data = SplitDataset(tiny_datasets["cityscapes"], "val")  # road, rider, car
+    result = evaluate_dataset(RoadAsCar(), None, data, {}, torch.device("cpu"))
+    assert result["mapping"] == "by_name"
+    swapped = result["variants"]["swapped"]
+    assert swapped["evaluated_classes"] == ["car"]
+    assert swapped["iou"]["car"] == 100.0 and swapped["miou"] == 100.0

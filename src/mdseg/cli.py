@@ -11,7 +11,8 @@ from pathlib import Path
 def _synth(args: argparse.Namespace) -> None:
     from mdseg.synthetic import generate_dataset
 
-    counts = {"train": args.train, "val": args.val} if args.train else {"val": args.val}
+    counts = {"train": args.train, "holdout": args.holdout} if args.train else {}
+    counts = {k: n for k, n in counts.items() if n} | {"val": args.val}
     generate_dataset(
         args.dataset, args.out, seed=args.seed, image_size=args.image_size, counts=counts
     )
@@ -30,7 +31,7 @@ def _train(args: argparse.Namespace) -> None:
 
     experiment = json.loads(args.experiment.read_text())
     dirs = {k: args.datasets_dir / k for k in experiment["train"]}
-    train(experiment, dirs, args.out)
+    train(experiment, dirs, args.out, text_features=args.text_features)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -67,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--image-size", type=int, default=64)
     s.add_argument("--train", type=int, default=0, help="training images (0: an unseen dataset)")
+    s.add_argument(
+        "--holdout", type=int, default=0, help="held-out images (statistics training must not see)"
+    )
     s.add_argument("--val", type=int, default=40)
     s.set_defaults(func=_synth)
 
@@ -82,6 +86,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--experiment", type=Path, required=True, help="experiment.json")
     s.add_argument("--datasets-dir", type=Path, default=Path("results/datasets"))
     s.add_argument("--out", type=Path, required=True)
+    s.add_argument(
+        "--text-features", type=Path, default=None, help="features.pt (methods reading label text)"
+    )
     s.set_defaults(func=_train)
 
     s = sub.add_parser("evaluate", help="evaluate a model on datasets (one JSON each)")

@@ -20,7 +20,6 @@ from tqdm import tqdm
 from mdseg.data import SplitDataset
 from mdseg.datasets.classnames import load_aliases
 from mdseg.io import IGNORE_ID, write_json
-from mdseg.label_space import match_classes
 from mdseg.methods import Method
 from mdseg.metrics import confusion, iou_from_confusion, mean_iou
 from mdseg.models.segmentor import Segmentor
@@ -91,39 +90,69 @@ def evaluate_dataset(
     ``miou_all_classes`` keeps every ground-truth class, so classes the model cannot predict
     count with IoU 0 (AutoUniSeg's cross-dataset Table 3). A dataset sharing no class with the
     model gets ``miou: null`` rather than an error, so an evaluation matrix can be complete.
+
+    The method says how its scores map to the dataset's classes (``target_matches``); the first
+    mapping gives the top-level figures, further ones (e.g. a zero-shot mapping) go under
+    ``variants`` from the same forward passes.
     """
-    matches = match_classes(data.classes, method.classes, aliases)
+    mappings = method.target_matches(model, data.dir.name, data, aliases, device)
     n = len(data.classes)
-    full = torch.zeros(n, n, dtype=torch.long)
+    fulls = {name: torch.zeros(n, n, dtype=torch.long) for name in mappings}
+    if any(mappings.values()):
+        _accumulate(method, model, data, mappings, fulls, device, resize_height, desc)
+    gt_pixels = _gt_pixels(data) if not all(mappings.values()) else None
+    results = {
+        name: _scores(data.classes, method.classes, matches, fulls[name], gt_pixels)
+        for name, matches in mappings.items()
+    }
+    primary, *others = mappings
+    return {
+        "images": len(data),
+        "classes": data.classes,
+        "mapping": primary,
+        **results[primary],
+        "variants": {name: results[name] for name in others},
+        "source": data.manifest["source"],
+    }
+
+
+def _gt_pixels(data: SplitDataset) -> np.ndarray:
+    n = len(data.classes)
+    return sum(
+        torch.bincount(label[label != IGNORE_ID].flatten(), minlength=n)[:n]
+        for _, label in (data[i] for i in range(len(data)))
+    ).numpy()
+
+
+def _scores(
+    classes: list[str],
+    model_classes: list[str],
+    matches: dict[int, list[int]],
+    full: torch.Tensor,
+    gt_pixels: np.ndarray | None,
+) -> dict[str, Any]:
+    n = len(classes)
     if matches:
-        _accumulate(method, model, data, matches, full, device, resize_height, desc)
         iou_all = iou_from_confusion(full.numpy())[0]
         gt_pixels = full.sum(1).numpy()
     else:  # nothing can be predicted: every labelled class has IoU 0
-        gt_pixels = sum(
-            torch.bincount(label[label != IGNORE_ID].flatten(), minlength=n)[:n]
-            for _, label in (data[i] for i in range(len(data)))
-        ).numpy()
         iou_all = np.where(gt_pixels > 0, 0.0, np.nan)
     # the shared-class protocol ignores ground truth of unshared classes: drop their rows
     shared = full.clone()
     shared[[t for t in range(n) if t not in matches]] = 0
     iou, inter, union = iou_from_confusion(shared.numpy())
     return {
-        "images": len(data),
-        "classes": data.classes,
-        "evaluated_classes": [data.classes[t] for t in sorted(matches)],
+        "evaluated_classes": [classes[t] for t in sorted(matches)],
         "matched_model_classes": {
-            data.classes[t]: [method.classes[j] for j in js] for t, js in sorted(matches.items())
+            classes[t]: [model_classes[j] for j in js] for t, js in sorted(matches.items())
         },
-        "iou": {c: _rounded(v) for c, v in zip(data.classes, iou, strict=True)},
-        "intersection": {c: int(v) for c, v in zip(data.classes, inter, strict=True)},
-        "union": {c: int(v) for c, v in zip(data.classes, union, strict=True)},
-        "gt_pixels": {c: int(v) for c, v in zip(data.classes, gt_pixels, strict=True)},
+        "iou": {c: _rounded(v) for c, v in zip(classes, iou, strict=True)},
+        "intersection": {c: int(v) for c, v in zip(classes, inter, strict=True)},
+        "union": {c: int(v) for c, v in zip(classes, union, strict=True)},
+        "gt_pixels": {c: int(v) for c, v in zip(classes, gt_pixels, strict=True)},
         "miou": _rounded(mean_iou(iou)),
-        "iou_all_classes": {c: _rounded(v) for c, v in zip(data.classes, iou_all, strict=True)},
+        "iou_all_classes": {c: _rounded(v) for c, v in zip(classes, iou_all, strict=True)},
         "miou_all_classes": _rounded(mean_iou(iou_all)),
-        "source": data.manifest["source"],
     }
 
 
@@ -148,14 +177,14 @@ def _accumulate(
     method: Method,
     model: Segmentor,
     data: SplitDataset,
-    matches: dict[int, list[int]],
-    full: torch.Tensor,
+    mappings: dict[str, dict[int, list[int]]],
+    fulls: dict[str, torch.Tensor],
     device: torch.device,
     resize_height: int | None,
     desc: str,
     batch_size: int = 8,
 ) -> None:
-    """Add every image's confusion (all ground-truth classes) to ``full``."""
+    """Add every image's confusion (all ground-truth classes) to ``fulls``, per mapping."""
     with torch.inference_mode(), tqdm(total=len(data), desc=desc, unit="img") as bar:
         for images, labels in _same_size_batches(data, batch_size):
             images = images.to(device)
@@ -165,8 +194,10 @@ def _accumulate(
             scores = method.scores(model, images)
             if scores.shape[-2:] != labels.shape[-2:]:
                 scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear")
-            pred = sliced_prediction(scores, matches).cpu()
-            full += confusion(pred, labels, full.shape[0])
+            for name, matches in mappings.items():
+                if matches:
+                    pred = sliced_prediction(scores, matches).cpu()
+                    fulls[name] += confusion(pred, labels, len(data.classes))
             bar.update(len(labels))
 
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from mdseg.data import Augment, MultiDatasetBatches, SplitDataset
 from mdseg.io import atomic_path, write_json
 from mdseg.methods import METHODS, Method
+from mdseg.methods.base import TrainRun
 from mdseg.models.backbones import HRNetBranches
 from mdseg.models.segmentor import Segmentor
 from mdseg.optim import OPTIMIZERS, poly_factor
@@ -58,7 +59,36 @@ class _StopRequest:
             signal.signal(s, handler)
 
 
-def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Path) -> Path:
+def load_text_features(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
+    """Text features of the label descriptions of ``keys`` from ``mdseg encode``'s output."""
+    stored = torch.load(path, map_location="cpu", weights_only=False)["datasets"]
+    missing = [k for k in keys if k not in stored]
+    if missing:
+        raise KeyError(f"{path}: no text features for {missing}; encoded: {sorted(stored)}")
+    return {k: stored[k]["features"] for k in keys}
+
+
+def build_method(
+    experiment: dict[str, Any],
+    dataset_classes: dict[str, list[str]],
+    text_features: Path | None = None,
+) -> Method:
+    """The experiment's method over ``dataset_classes``, text features given where it reads them."""
+    cls = METHODS[experiment["method"]]
+    options = dict(experiment.get("method_options", {}))
+    if cls.needs_text_features:
+        if text_features is None:
+            raise ValueError(f"{experiment['id']}: method {cls.name!r} needs text features")
+        options["text_features"] = load_text_features(text_features, list(dataset_classes))
+    return cls(dataset_classes, **options)
+
+
+def train(
+    experiment: dict[str, Any],
+    dataset_dirs: dict[str, Path],
+    out_dir: Path,
+    text_features: Path | None = None,
+) -> Path:
     """Train ``experiment`` on the prepared datasets; write ``model.pt`` and ``train_log.csv``."""
     cfg = experiment["training"]
     torch.manual_seed(cfg["seed"])
@@ -66,17 +96,14 @@ def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Pa
     device = resolve_device(cfg["device"])
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    splits = [SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]]
-    method = METHODS[experiment["method"]](
-        {k: s.classes for k, s in zip(experiment["train"], splits, strict=True)},
-        **experiment.get("method_options", {}),
-    )
+    splits = {k: SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]}
+    method = build_method(experiment, {k: s.classes for k, s in splits.items()}, text_features)
     model = build_model(method, experiment["backbone"], experiment.get("weights")).to(device)
     optimizer = OPTIMIZERS[cfg["optimizer"]](
         model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"]
     )
     batches = MultiDatasetBatches(
-        splits,
+        list(splits.values()),
         cfg["batch_size"],
         Augment(cfg["crop_size"], tuple(cfg["scale_range"]), cfg["flip"]),
         cfg["sampling"],
@@ -90,7 +117,9 @@ def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Pa
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
+        method.load_state_dict(state["method"])
         step, log = state["step"], state["log"]
+    run = TrainRun(splits, dataset_dirs, optimizer, device, total, out_dir)
 
     def save_checkpoint() -> None:
         with atomic_path(ckpt_path) as tmp:
@@ -99,6 +128,7 @@ def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Pa
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "torch_rng": torch.get_rng_state(),
+                    "method": method.state_dict(),
                     "step": step,
                     "log": log,
                 },
@@ -116,6 +146,7 @@ def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Pa
             factor = poly_factor(step, total, cfg["warmup_iterations"], cfg["poly_power"])
             for group in optimizer.param_groups:
                 group["lr"] = cfg["lr"] * factor
+            method.before_step(step, model, run)
             images, labels, owners = (t.to(device) for t in batches.batch(step))
             loss = method.loss(model, images, labels, owners)
             if not torch.isfinite(loss):
@@ -152,11 +183,18 @@ def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Pa
                 "method": method.name,
                 "classes": method.classes,
                 "dataset_classes": method.dataset_classes,
+                "method_state": method.state_dict(),
+                "text_features": (
+                    load_text_features(text_features, experiment["train"])
+                    if method.needs_text_features
+                    else None
+                ),
                 "backbone_init": model.backbone.init,
                 "state_dict": model.state_dict(),
             },
             tmp,
         )
+    artefacts = method.write_artefacts(model, out_dir)
     write_json(
         out_dir / "summary.json",
         {
@@ -165,6 +203,7 @@ def train(experiment: dict[str, Any], dataset_dirs: dict[str, Path], out_dir: Pa
             "classes": method.classes,
             "steps": step,
             "final_loss": log[-1]["loss"] if log else None,
+            "artefacts": [p.name for p in artefacts],
         },
     )
     ckpt_path.unlink(missing_ok=True)
@@ -182,7 +221,11 @@ def load_model(path: Path, device: str = "cpu") -> tuple[Method, Segmentor, dict
     """Rebuild the method and network saved by :func:`train`, weights included."""
     state = torch.load(path, map_location=device, weights_only=False)
     exp = state["experiment"]
-    method = METHODS[state["method"]](state["dataset_classes"], **exp.get("method_options", {}))
+    options = dict(exp.get("method_options", {}))
+    if state.get("text_features") is not None:
+        options["text_features"] = state["text_features"]
+    method = METHODS[state["method"]](state["dataset_classes"], **options)
+    method.load_state_dict(state["method_state"])
     model = build_model(method, exp["backbone"])
     model.load_state_dict(state["state_dict"])
     return method, model.to(device).eval(), state

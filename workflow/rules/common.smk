@@ -2,6 +2,7 @@ import json
 
 from mdseg.experiments import datasets_used, expand_experiments
 from mdseg.datasets.info import DATASETS
+from mdseg.methods import METHODS
 from mdseg.tables.build import TABLES
 from mdseg.tables.reference import REFERENCE_TABLES
 
@@ -36,6 +37,14 @@ def all_manifests():
 
 def experiment_manifests(wildcards):
     return [manifest(k) for k in EXPERIMENTS[wildcards.experiment]["train"]]
+
+
+def text_features(wildcards):
+    """The label-text features, for methods that read them (AutoUniSeg's GNN)."""
+    method = METHODS[EXPERIMENTS[wildcards.experiment]["method"]]
+    if method.needs_text_features:
+        return f"results/labels/{config['encoder']['name']}/features.pt"
+    return []
 
 
 def all_evaluations():

@@ -16,6 +16,7 @@ rule train:
     input:
         spec="results/models/{experiment}/experiment.json",
         manifests=experiment_manifests,
+        text_features=text_features,
     output:
         model="results/models/{experiment}/model.pt",
         log_csv="results/models/{experiment}/train_log.csv",
@@ -29,6 +30,10 @@ rule train:
     threads: config["training"]["threads"]
     resources:
         runtime=60,
+    params:
+        text_features=lambda wc, input: (
+            f"--text-features {input.text_features}" if input.text_features else ""
+        ),
     shell:
         "mdseg train --experiment {input.spec} --datasets-dir results/datasets"
-        " --out results/models/{wildcards.experiment} > {log} 2>&1"
+        " --out results/models/{wildcards.experiment} {params.text_features} > {log} 2>&1"

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from mdseg.label_space import lookup_table
+from mdseg.label_space import lookup_table, match_classes
 from mdseg.models.segmentor import Segmentor
 from mdseg.registry import Registry
 
+if TYPE_CHECKING:
+    from mdseg.data import SplitDataset
+
+# target-dataset class id -> model class ids (``scores`` channels) that predict it
+Matches = dict[int, list[int]]
+
 METHODS: Registry[type[Method]] = Registry("method")
+
+
+@dataclass
+class TrainRun:
+    """What a method's hooks may use during training besides the network."""
+
+    splits: dict[str, SplitDataset]  # training split of each training dataset
+    dataset_dirs: dict[str, Path]  # prepared dataset folders (e.g. for a held-out split)
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    total_steps: int
+    out_dir: Path
 
 
 class Method:
@@ -21,10 +41,16 @@ class Method:
     Subclasses set ``self.classes`` (the label space the model predicts in) and implement
     ``build_heads`` and ``loss``; ``scores`` gives per-pixel scores over ``self.classes``,
     which evaluation slices to the classes a test dataset shares with the model.
+
+    Methods with phases (pre-training, mapping refreshes, alternation) act in ``before_step``;
+    whatever they learn besides network weights goes through ``state_dict`` so checkpoints
+    and ``model.pt`` carry it. Methods that read label text features set
+    ``needs_text_features`` and receive them as the ``text_features`` option.
     """
 
     name: ClassVar[str]
     max_datasets: ClassVar[int | None] = None
+    needs_text_features: ClassVar[bool] = False
 
     def __init__(self, dataset_classes: dict[str, list[str]], **options: Any) -> None:
         if not dataset_classes:
@@ -55,6 +81,37 @@ class Method:
     def scores(self, model: Segmentor, images: torch.Tensor) -> torch.Tensor:
         """Per-pixel class scores ``[B, len(self.classes), H, W]`` (higher = more likely)."""
         return model(images, head="main")
+
+    def before_step(self, step: int, model: Segmentor, run: TrainRun) -> None:
+        """Called before optimisation step ``step`` (0-based), also on the first step after a
+        resume; ``model`` is the bare network even under DDP."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the method learned besides network weights (saved with checkpoints)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"method {self.name!r} keeps no state, got {sorted(state)}")
+
+    def write_artefacts(self, model: Segmentor, out_dir: Path) -> list[Path]:
+        """Write method outputs beside ``model.pt`` (relations, taxonomy); return their paths."""
+        return []
+
+    def target_matches(
+        self,
+        model: Segmentor,
+        dataset_key: str,
+        data: SplitDataset,
+        aliases: dict[str, list[str]],
+        device: torch.device,
+    ) -> dict[str, Matches]:
+        """How ``scores`` channels predict a test dataset's classes, per evaluation variant.
+
+        The first variant is the primary result; the default matches class names and aliases
+        (UniSeg's slicing). A method may fit a mapping on ``data``'s dataset here.
+        """
+        return {"by_name": match_classes(data.classes, self.classes, aliases)}
 
     def to_unified(self, labels: torch.Tensor, dataset_idx: torch.Tensor) -> torch.Tensor:
         """Map labels from each sample's own dataset ids to ids of ``self.classes``."""
