@@ -11,8 +11,8 @@ from pathlib import Path
 def _synth(args: argparse.Namespace) -> None:
     from mdseg.synthetic import generate_dataset
 
-    counts = {"train": args.train, "holdout": args.holdout} if args.train else {}
-    counts = {k: n for k, n in counts.items() if n} | {"val": args.val}
+    counts = {"train": args.train, "holdout": args.holdout, "val": args.val}
+    counts = {k: n for k, n in counts.items() if n}
     generate_dataset(
         args.dataset, args.out, seed=args.seed, image_size=args.image_size, counts=counts
     )

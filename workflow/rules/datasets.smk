@@ -14,11 +14,7 @@ rule synthetic_dataset:
         train=lambda wc: (
             config["synthetic"]["train_images"] if wc.dataset in TRAINING_KEYS else 0
         ),
-        holdout=lambda wc: (
-            config["synthetic"].get("holdout_images", 0)
-            if wc.dataset in TRAINING_KEYS
-            else 0
-        ),
+        holdout=config["synthetic"].get("holdout_images", 0),
         val=config["synthetic"]["val_images"],
     shell:
         "mdseg synth {wildcards.dataset} --out results/datasets/{wildcards.dataset}"
