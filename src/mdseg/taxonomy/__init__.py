@@ -1,0 +1,1 @@
+"""AutoUniSeg's unified label space: merging, the label graph, UOT mappings, recovery scores."""
