@@ -93,9 +93,14 @@ def test_build_tables_writes_every_table(results, tmp_path):
         assert path.stat().st_size > 0
     t4 = pd.read_csv(out / "uniseg_table4.csv")
     assert set(t4[t4.metric != "class_miou"].note) == {"needs the WildDash 2 benchmark server"}
-    for path in out.glob("*.csv"):
+    for path in out.glob("*_table*.csv"):
         frame = pd.read_csv(path)
         assert {"paper", "ours", "benchmark"} <= set(frame.columns), path.name
+    claims = pd.read_csv(out / "claims.csv")
+    assert list(claims.columns) == ["paper", "claim", "holds", "figures", "benchmark"]
+    assert len(claims) == 9 and set(claims.holds) == {"not run"}
+    recovery = pd.read_csv(out / "taxonomy_recovery.csv")
+    assert {"method", "precision", "recall", "f1"} <= set(recovery.columns)
 
 
 def test_autouniseg_table3_uses_the_all_classes_protocol(tmp_path):
@@ -108,3 +113,92 @@ def test_autouniseg_table3_uses_the_all_classes_protocol(tmp_path):
     row = table.set_index(["trained", "model", "eval_set"])
     assert row.loc[("sunrgbd", "single", "train_mean"), "ours"] == 32.5
     assert row.loc[("sunrgbd", "single", "unseen_mean"), "ours"] == 0.0
+
+
+def _write_run(models_dir, experiment, train, files):
+    run = models_dir / experiment
+    run.mkdir(parents=True)
+    (run / "experiment.json").write_text(json.dumps({"id": experiment, "train": train}))
+    for name, text in files.items():
+        (run / name).write_text(text)
+
+
+def test_claims_verdicts_from_results(results, tmp_path):
+    from mdseg.tables.claims import check_claims
+
+    models = tmp_path / "models"
+    w18 = "hrnet_w18_small_v2"
+    for ds, v in {"kitti": 45.0, "wilddash2": 28.0, "camvid": 50.0}.items():
+        write_eval(tmp_path, f"null_bce-{w18}-C+I+B+M", ds, v)
+    _write_run(
+        models,
+        f"cr_bce-{w18}-C+I+B+M",
+        ["cityscapes", "mapillary"],
+        {
+            "relations.csv": "dataset,class,related_dataset,related_class,score,tau\n"
+            "mapillary,bicyclist,cityscapes,rider,0.61,0.48\n"
+        },
+    )
+    claims = check_claims(Results(load_results(tmp_path)), models).set_index("claim")
+    null = claims.loc["Null BCE beats multi-dataset CE on the unseen datasets on average"]
+    # null_bce mean (45 + 28 + 50) / 3 = 41.0 vs multi_ce (40 + 30 + 50) / 3 = 40.0
+    assert null.holds == "yes" and "null_bce 41.00 vs multi_ce 40.00" in null.figures
+    assert claims.loc["C-R BCE beats Null BCE on the unseen datasets on average"].holds == "not run"
+    assert claims.loc["C-R BCE generates bicyclist → rider"].holds == "yes"
+    assert claims.loc["C-R BCE generates motorcyclist → rider"].holds == "no"
+    # the fixture's single models do not cover wilddash2: no single-best to compare with
+    single_best = "Multi-dataset training on C+I+B+M beats the single-best model on the unseen"
+    assert claims.loc[single_best + " datasets"].holds == "not run"
+
+
+def test_taxonomy_recovery_rows(tmp_path):
+    from mdseg.tables.taxonomy_recovery import recovery_table
+
+    data, models = tmp_path / "datasets", tmp_path / "models"
+    truths = {
+        "cityscapes": {"road": ["road", "lane_marking"], "rider": ["bicyclist"]},
+        "mapillary": {
+            "road": ["road"],
+            "lane marking": ["lane_marking"],
+            "bicyclist": ["bicyclist"],
+        },
+    }
+    for key, labels in truths.items():
+        (data / key).mkdir(parents=True)
+        (data / key / "truth.json").write_text(json.dumps({"labels": labels}))
+    taxonomy = {
+        "unified": [
+            {"id": 0, "labels": {"cityscapes": "road", "mapillary": "road"}, "name": "road"},
+            {"id": 1, "labels": {"cityscapes": "road", "mapillary": "lane marking"}, "name": "l"},
+            {"id": 2, "labels": {"cityscapes": "rider", "mapillary": "road"}, "name": "r"},
+        ]
+    }
+    _write_run(models, "autouniseg-x-C+M", list(truths), {"taxonomy.json": json.dumps(taxonomy)})
+    table = recovery_table(models, data).set_index("method")
+    assert table.loc["autouniseg", "precision"] == round(2 / 3, 4)
+    assert table.loc["autouniseg", "recall"] == round(2 / 3, 4)
+    # equal names alone find road-road only: precision 1, recall 1/3
+    assert table.loc["equal_names", "precision"] == 1.0
+    assert table.loc["equal_names", "recall"] == round(1 / 3, 4)
+
+
+def test_tableA1_merges_our_pairs(tmp_path):
+    from mdseg.tables.build import multi_label_pairs
+
+    models = tmp_path / "models"
+    _write_run(
+        models,
+        "cr_bce-hrnet_w18_small_v2-C+I+B+M",
+        ["cityscapes", "mapillary"],
+        {
+            "relations.csv": "dataset,class,related_dataset,related_class,score,tau\n"
+            "mapillary,bike lane,cityscapes,road,0.7,0.5\n"
+            "mapillary,bicyclist,cityscapes,road,0.6,0.5\n"
+        },
+    )
+    ctx = Context(Results(load_results(tmp_path)), CFG, tmp_path, models)
+    table = multi_label_pairs(load_reference("uniseg_tableA1"), ctx)
+    pairs = table.set_index(["primary", "secondary"])
+    assert pairs.loc[("bike lane", "road")].tolist()[:3] == [1, 1, 0.7]
+    assert pairs.loc[("bicyclist", "road"), "paper"] == 0  # ours only
+    assert pairs.loc[("catch basin", "road"), "ours"] == 0

@@ -31,6 +31,11 @@ rule tables:
             caption="../report/plot.rst",
             category="Plots",
         ),
+        findings=report(
+            expand("results/tables/{name}.csv", name=["claims", "taxonomy_recovery"]),
+            caption="../report/findings.rst",
+            category="Claims",
+        ),
         curves=report(
             "results/tables/training_curves.png",
             caption="../report/train_log.rst",

@@ -17,13 +17,18 @@ import pandas as pd
 
 from mdseg.experiments import expand_experiments
 from mdseg.io import atomic_path, read_manifest
+from mdseg.tables.claims import check_claims
 from mdseg.tables.plots import plot_paper_vs_ours, plot_training_curves
 from mdseg.tables.reference import REFERENCE_TABLES, load_reference
-from mdseg.tables.results import Results, load_results, train_set
-
-UNISEG_TRAIN = ["cityscapes", "idd", "bdd", "mapillary"]
-AUTOUNISEG_TRAIN = ["cityscapes", "mapillary", "sunrgbd", "bdd", "idd", "ade20k", "coco"]
-AUTOUNISEG_UNSEEN = ["wilddash2", "kitti", "camvid", "scannet", "voc", "context"]
+from mdseg.tables.results import (
+    AUTOUNISEG_TRAIN,
+    AUTOUNISEG_UNSEEN,
+    UNISEG_TRAIN,
+    Results,
+    load_results,
+    train_set,
+)
+from mdseg.tables.taxonomy_recovery import recovery_table
 
 # AutoUniSeg's cross-dataset means count the target classes a model cannot predict as IoU 0
 ALL_CLASSES = "miou_all_classes"
@@ -36,6 +41,7 @@ class Context:
     results: Results
     config: dict[str, Any]
     datasets_dir: Path
+    models_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -208,15 +214,34 @@ def dataset_roles(ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
 
 @whole_table("uniseg_tableA1")
 def multi_label_pairs(ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
-    """UniSeg Table A-1; our generated multi-labels arrive with the ``cr_bce`` method."""
-    return ref.assign(paper=1, ours=np.nan)
+    """UniSeg Table A-1: the paper's multi-label pairs and ours (from C-R BCE on C+I+B+M).
+
+    ``ours`` is 1/0 where we ran C-R BCE on the four datasets and nan otherwise; pairs we
+    generated that the paper does not list are added with ``paper`` 0. ``ours_score`` is the
+    highest similarity score behind a generated pair.
+    """
+    table = ref.assign(paper=1)
+    runs = sorted(Path(ctx.models_dir or "").glob("cr_bce-*-C+I+B+M/relations.csv"))
+    if not runs:
+        return table.assign(ours=np.nan, ours_score=np.nan, ours_experiments="")
+    rel = pd.concat([pd.read_csv(p).assign(experiment=p.parent.name) for p in runs])
+    ours = rel.groupby(["class", "related_class"]).agg(
+        ours_score=("score", "max"),
+        ours_experiments=("experiment", lambda e: ";".join(sorted(set(e)))),
+    )
+    ours.index = ours.index.set_names(["primary", "secondary"])
+    merged = table.merge(ours.reset_index(), on=["primary", "secondary"], how="outer")
+    merged["paper"] = merged.paper.fillna(0).astype(int)
+    merged["ours"] = merged.ours_score.notna().astype(int)
+    merged["ours_experiments"] = merged.ours_experiments.fillna("")
+    return merged[["primary", "secondary", "paper", "ours", "ours_score", "ours_experiments"]]
 
 
 def build_tables(
     cfg: dict[str, Any], eval_dir: Path, datasets_dir: Path, models_dir: Path, out_dir: Path
 ) -> list[Path]:
     """Write ``<paper>_<table>.csv`` for every reference table and a PNG for the numeric ones."""
-    ctx = Context(Results(load_results(eval_dir)), cfg, Path(datasets_dir))
+    ctx = Context(Results(load_results(eval_dir)), cfg, Path(datasets_dir), Path(models_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in REFERENCE_TABLES:
@@ -232,6 +257,14 @@ def build_tables(
             png = out_dir / f"{name}.png"
             plot_paper_vs_ours(table, spec.dimension, name, png)
             written.append(png)
+    for name, table in (
+        ("claims", check_claims(ctx.results, Path(models_dir))),
+        ("taxonomy_recovery", recovery_table(Path(models_dir), Path(datasets_dir))),
+    ):
+        path = out_dir / f"{name}.csv"
+        with atomic_path(path) as tmp:
+            table.assign(benchmark=cfg["benchmark"]).to_csv(tmp, index=False)
+        written.append(path)
     logs = {p.parent.name: pd.read_csv(p) for p in sorted(Path(models_dir).glob("*/train_log.csv"))}
     if logs:
         curves = out_dir / "training_curves.png"

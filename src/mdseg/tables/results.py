@@ -10,6 +10,12 @@ import pandas as pd
 
 from mdseg.experiments import parse_train_set
 
+# the papers' training and unseen datasets, as their tables group them
+UNISEG_TRAIN = ["cityscapes", "idd", "bdd", "mapillary"]
+UNISEG_UNSEEN = ["kitti", "wilddash2", "camvid"]
+AUTOUNISEG_TRAIN = ["cityscapes", "mapillary", "sunrgbd", "bdd", "idd", "ade20k", "coco"]
+AUTOUNISEG_UNSEEN = ["wilddash2", "kitti", "camvid", "scannet", "voc", "context"]
+
 COLUMNS = [
     "experiment",
     "method",
