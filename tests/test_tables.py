@@ -202,3 +202,34 @@ def test_tableA1_merges_our_pairs(tmp_path):
     assert pairs.loc[("bike lane", "road")].tolist()[:3] == [1, 1, 0.7]
     assert pairs.loc[("bicyclist", "road"), "paper"] == 0  # ours only
     assert pairs.loc[("catch basin", "road"), "ours"] == 0
+
+
+def test_variants_are_separate_rows_and_feed_table3(tmp_path):
+    experiment = "multi_head-hrnet_w18_small_v2-C+M+S+B+I+A+O"
+    path = tmp_path / experiment / "kitti.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        json.dumps(
+            {
+                "experiment": experiment,
+                "dataset": "kitti",
+                "miou": 50.0,
+                "miou_all_classes": 40.0,
+                "variants": {"head_cityscapes": {"miou": 30.0, "miou_all_classes": 20.0}},
+                "backbone_init": "random",
+                "source": "synthetic",
+            }
+        )
+    )
+    res = Results(load_results(tmp_path))
+    train = frozenset(["cityscapes", "mapillary", "sunrgbd", "bdd", "idd", "ade20k", "coco"])
+    assert res.miou("multi_head", "hrnet_w18_small_v2", train, "kitti")[0] == 50.0
+    head = res.miou("multi_head", "hrnet_w18_small_v2", train, "kitti", variant="head_cityscapes")
+    assert head[0] == 30.0
+    table = fill_ours(
+        "autouniseg_table3", load_reference("autouniseg_table3"), Context(res, CFG, tmp_path)
+    )
+    row = table.set_index(["trained", "model", "eval_set"])
+    # the cityscapes head's all-class mIoU; kitti is the only unseen set evaluated here
+    assert row.loc[("cityscapes", "multi_head", "unseen_mean"), "ours"] == 20.0
+    assert np.isnan(row.loc[("mapillary", "multi_head", "unseen_mean"), "ours"])

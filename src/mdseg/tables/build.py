@@ -118,8 +118,9 @@ def _autouniseg_baselines(row: pd.Series, res: Results, cfg: dict[str, Any]) -> 
     elif row.model == "autouniseg":
         train = frozenset(AUTOUNISEG_TRAIN)
         found = [res.miou("autouniseg", backbone, train, d, ALL_CLASSES) for d in datasets]
-    else:  # Multi-SegHead read through one dataset's head: evaluated by the multi_head method
-        return np.nan, ""
+    else:  # Multi-SegHead read through the head of the dataset in ``trained``
+        train, head = frozenset(AUTOUNISEG_TRAIN), f"head_{row.trained}"
+        found = [res.miou("multi_head", backbone, train, d, ALL_CLASSES, head) for d in datasets]
     return _mean(found)
 
 

@@ -22,6 +22,7 @@ COLUMNS = [
     "backbone",
     "train",
     "dataset",
+    "variant",
     "miou",
     "miou_all_classes",
     "backbone_init",
@@ -30,24 +31,33 @@ COLUMNS = [
 
 
 def load_results(eval_dir: Path) -> pd.DataFrame:
-    """One row per ``results/eval/<experiment>/<dataset>.json``; ``train`` is a frozenset."""
+    """One row per ``results/eval/<experiment>/<dataset>.json`` and evaluation variant.
+
+    ``train`` is a frozenset; ``variant`` is "" for the primary result.
+    """
     rows = []
     for path in sorted(Path(eval_dir).glob("*/*.json")):
         result = json.loads(path.read_text())
         method, backbone, codes = result["experiment"].split("-")
-        rows.append(
-            {
-                "experiment": result["experiment"],
-                "method": method,
-                "backbone": backbone,
-                "train": frozenset(parse_train_set(codes)),
-                "dataset": result["dataset"],
-                "miou": _number(result["miou"]),
-                "miou_all_classes": _number(result.get("miou_all_classes")),
-                "backbone_init": result["backbone_init"],
-                "source": result["source"],
-            }
-        )
+        base = {
+            "experiment": result["experiment"],
+            "method": method,
+            "backbone": backbone,
+            "train": frozenset(parse_train_set(codes)),
+            "dataset": result["dataset"],
+            "backbone_init": result["backbone_init"],
+            "source": result["source"],
+        }
+        # the primary mapping has variant "", further ones (e.g. one head, zero-shot) their name
+        for variant, scores in [("", result), *result.get("variants", {}).items()]:
+            rows.append(
+                {
+                    **base,
+                    "variant": variant,
+                    "miou": _number(scores["miou"]),
+                    "miou_all_classes": _number(scores.get("miou_all_classes")),
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -68,6 +78,7 @@ class Results:
         train: frozenset[str],
         dataset: str,
         metric: str = "miou",
+        variant: str = "",
     ) -> tuple[float, str]:
         """Our ``metric`` (``miou`` or ``miou_all_classes``) and the experiment behind it.
 
@@ -75,7 +86,8 @@ class Results:
         """
         f = self.frame
         hit = f[
-            (f.method == method)
+            (f.variant == variant)
+            & (f.method == method)
             & (f.backbone == backbone)
             & (f.train == train)
             & (f.dataset == dataset)
@@ -89,7 +101,8 @@ class Results:
         """Best single-dataset model (trained on one of ``candidates``) on ``dataset``."""
         f = self.frame
         hit = f[
-            (f.method == "single")
+            (f.variant == "")
+            & (f.method == "single")
             & (f.backbone == backbone)
             & (f.train.isin([frozenset([c]) for c in candidates]))
             & (f.dataset == dataset)
