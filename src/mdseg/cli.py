@@ -50,6 +50,19 @@ def _evaluate(args: argparse.Namespace) -> None:
         print(f"{result['experiment']} on {result['dataset']}: mIoU {result['miou']}")
 
 
+def _export_wilddash(args: argparse.Namespace) -> None:
+    from mdseg.export import export_wilddash
+
+    archive = export_wilddash(
+        args.model,
+        args.images,
+        args.out,
+        resize_height=args.resize_height or None,
+        device=args.device,
+    )
+    print(archive)
+
+
 def _tables(args: argparse.Namespace) -> None:
     from mdseg.tables.build import build_tables
 
@@ -101,6 +114,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--out", type=Path, required=True, help="folder for <dataset>.json")
     s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser(
+        "export-wilddash", help="write a model's WildDash 2 benchmark submission (PNG ids + zip)"
+    )
+    s.add_argument("--model", type=Path, required=True)
+    s.add_argument("--images", type=Path, required=True, help="folder of WildDash 2 test images")
+    s.add_argument("--out", type=Path, required=True, help="folder for the PNGs; <out>.zip beside")
+    s.add_argument(
+        "--resize-height", type=int, default=1080, help="inference height (0: native size)"
+    )
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_export_wilddash)
 
     s = sub.add_parser("tables", help="write the papers' tables with our numbers beside them")
     s.add_argument("--config", type=Path, required=True, help="the workflow config as JSON")

@@ -50,17 +50,25 @@ class SplitDataset(torch.utils.data.Dataset):
 
 @dataclass(frozen=True)
 class Augment:
-    """Random rescale, random crop (padded with ignore) and horizontal flip, as the papers do."""
+    """Random rescale, random crop (padded with ignore) and horizontal flip, as the papers do.
+
+    ``short_side`` first brings every image's shorter side to that many pixels (UniSeg: 1080,
+    so datasets of different resolutions give crops of one scale); the random scale applies on
+    top of it, in the same single resampling.
+    """
 
     crop: int
     scale: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
+    short_side: int | None = None
 
     def __call__(
         self, image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         s = rng.uniform(*self.scale)
         h, w = label.shape
+        if self.short_side:
+            s *= self.short_side / min(h, w)
         size = (max(1, round(h * s)), max(1, round(w * s)))
         image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
         label = F.interpolate(label[None, None].float(), size=size, mode="nearest")[0, 0].long()
