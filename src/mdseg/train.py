@@ -105,7 +105,12 @@ def train(
     batches = MultiDatasetBatches(
         list(splits.values()),
         cfg["batch_size"],
-        Augment(cfg["crop_size"], tuple(cfg["scale_range"]), cfg["flip"]),
+        Augment(
+            cfg["crop_size"],
+            tuple(cfg["scale_range"]),
+            cfg["flip"],
+            cfg.get("resize_short_side"),
+        ),
         cfg["sampling"],
         cfg["seed"],
     )
