@@ -18,6 +18,27 @@ def _synth(args: argparse.Namespace) -> None:
     )
 
 
+def _prepare(args: argparse.Namespace) -> None:
+    import logging
+
+    from mdseg.datasets.real.prepare import prepare_dataset
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    manifest = prepare_dataset(
+        args.dataset, args.source, args.out, allow_incomplete=args.allow_incomplete, jobs=args.jobs
+    )
+    counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+    print(f"{args.dataset}: {counts} -> {args.out}")
+
+
+def _download(args: argparse.Namespace) -> None:
+    from mdseg.datasets.real.download import download_dataset
+
+    options = json.loads(args.options.read_text()) if args.options else {}
+    for path in download_dataset(args.dataset, args.out, options):
+        print(path)
+
+
 def _encode(args: argparse.Namespace) -> None:
     from mdseg.labels.encode import encode_datasets
     from mdseg.labels.encoders import build_encoder
@@ -87,6 +108,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--val", type=int, default=40)
     s.set_defaults(func=_synth)
 
+    s = sub.add_parser("download", help="fetch a real dataset's archives (resumable, verified)")
+    s.add_argument("dataset")
+    s.add_argument("--out", type=Path, required=True, help="folder for the archives")
+    s.add_argument(
+        "--options", type=Path, default=None, help="JSON of config real.<dataset> (links, archives)"
+    )
+    s.set_defaults(func=_download)
+
+    s = sub.add_parser(
+        "prepare", help="convert an extracted real dataset into the results contract"
+    )
+    s.add_argument("dataset")
+    s.add_argument("--source", type=Path, required=True, help="the extracted official download")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument(
+        "--allow-incomplete", action="store_true", help="convert a partial copy (shortfall warns)"
+    )
+    s.add_argument("--jobs", type=int, default=1, help="worker processes")
+    s.set_defaults(func=_prepare)
+
     s = sub.add_parser("encode", help="encode the label descriptions of datasets")
     s.add_argument("datasets", nargs="+", help="dataset keys")
     s.add_argument("--encoder", default="minilm")
@@ -141,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
         print(f"mdseg {args.command}: error: {err}", file=sys.stderr)
         return 1
     return 0

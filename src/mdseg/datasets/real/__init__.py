@@ -1,0 +1,1 @@
+"""Real datasets: registry, downloads, converters into the results contract."""

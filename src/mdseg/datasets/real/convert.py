@@ -1,0 +1,149 @@
+"""The pieces every label converter shares: items, lookup-table remapping, PNG I/O, the pool.
+
+A converter lists ``Item``s (one labelled image each) from an extracted download and turns one
+item's native label into canonical ids (uint8, 255 = ignore). Remapping is one numpy lookup
+table index per map; entries the dataset's definition does not know hold ``UNKNOWN`` so a
+single comparison finds stray values, which stop the conversion with the values and files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from mdseg.io import IGNORE_ID
+
+UNKNOWN = 254  # never a canonical id (the largest label space has 150 classes)
+PNG_LEVEL = 1  # zlib level 1: ~3x faster to write than the default 6, a few % larger on label maps
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled image of an extracted download."""
+
+    split: str  # our split name (train, val, ...)
+    name: str  # output file stem, unique within the split
+    image: Path
+    label: Path
+    group: str = ""  # what the official count counts, if not images (ScanNet scenes)
+    meta: tuple = ()  # per-item facts the converter needs (panoptic segment -> class pairs)
+
+
+class UnknownLabels(ValueError):
+    """A label value (or class name) the dataset's definition does not contain."""
+
+    def __init__(self, values: Iterable[int | str]):
+        self.values = sorted(set(values), key=str)
+        super().__init__(f"unknown label values {self.values}")
+
+
+class Converter(Protocol):
+    def items(self, root: Path, splits: Mapping[str, str]) -> list[Item]:
+        """Items of an extracted download; ``splits`` maps our split names to official ones."""
+        ...
+
+    def convert(self, item: Item) -> np.ndarray:
+        """The item's label in canonical ids (uint8, 255 = ignore)."""
+        ...
+
+
+def build_lut(mapping: Mapping[int, int], known: Iterable[int], size: int = 256) -> np.ndarray:
+    """Lookup table: ``mapping`` keys to their ids, other ``known`` values ignored, rest UNKNOWN."""
+    lut = np.full(size, UNKNOWN, dtype=np.uint8)
+    lut[list(known)] = IGNORE_ID
+    for src, dst in mapping.items():
+        lut[src] = dst
+    return lut
+
+
+def apply_lut(raw: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Remap ``raw`` through ``lut``; raise ``UnknownLabels`` naming the values it does not know."""
+    if raw.dtype == np.uint8 and len(lut) < 256:
+        lut = np.concatenate([lut, np.full(256 - len(lut), UNKNOWN, np.uint8)])
+    elif raw.dtype != np.uint8 and raw.size and (raw.min() < 0 or raw.max() >= len(lut)):
+        outside = raw[(raw < 0) | (raw >= len(lut))]
+        raise UnknownLabels(int(v) for v in np.unique(outside))
+    out = lut[raw]
+    if (out == UNKNOWN).any():
+        raise UnknownLabels(int(v) for v in np.unique(raw[out == UNKNOWN]))
+    return out
+
+
+def read_label(path: Path) -> np.ndarray:
+    """A label image as an integer array (palette PNGs give their indices, RGB gives HxWx3)."""
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def write_label(path: Path, label: np.ndarray) -> None:
+    """Write canonical ids as an 8-bit greyscale PNG, through a temporary name."""
+    tmp = path.with_name(f".{path.name}.part")
+    Image.fromarray(label, "L").save(tmp, format="PNG", compress_level=PNG_LEVEL)
+    os.replace(tmp, path)
+
+
+def label_pairs(
+    split: str, labels: Iterable[Path], image_of: Callable[[Path], Path], suffix: str = ""
+) -> list[Item]:
+    """Items for label files whose image path follows from the label path; ``suffix`` is cut."""
+    items = []
+    for label in sorted(labels):
+        stem = label.name[: -len(suffix)] if suffix else label.stem
+        items.append(Item(split, stem, image_of(label), label))
+    return items
+
+
+def locate(root: Path, relative: str) -> Path:
+    """``root/relative``, or the same below one or two folder levels (archives nest differently)."""
+    for pattern in (relative, f"*/{relative}", f"*/*/{relative}"):
+        found = sorted(root.glob(pattern))
+        if found:
+            return found[0]
+    raise FileNotFoundError(f"{root}: no {relative} here or one or two levels below")
+
+
+def _convert_one(job: tuple[Converter, Item, Path]) -> tuple[str, list] | None:
+    converter, item, out = job
+    try:
+        write_label(out, converter.convert(item))
+    except UnknownLabels as err:
+        return str(item.label), err.values
+    return None
+
+
+def convert_all(
+    converter: Converter, items: list[Item], out_dir: Path, jobs: int = 1
+) -> dict[Item, Path]:
+    """Convert every item to ``out_dir/labels/<split>/<name>.png`` in ``jobs`` processes.
+
+    Unknown values anywhere stop the run with a ``ValueError`` listing them and the files.
+    """
+    targets = {it: out_dir / "labels" / it.split / f"{it.name}.png" for it in items}
+    for folder in {p.parent for p in targets.values()}:
+        folder.mkdir(parents=True, exist_ok=True)
+    work = [(converter, it, out) for it, out in targets.items()]
+    bar = tqdm(total=len(work), desc="convert", unit="map", disable=None)
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = [bar.update() or r for r in pool.map(_convert_one, work, chunksize=8)]
+    else:
+        results = [bar.update() or _convert_one(job) for job in work]
+    bar.close()
+    failures = [r for r in results if r is not None]
+    if failures:
+        values = sorted({v for _, vs in failures for v in vs}, key=str)
+        files = "\n  ".join(f"{f}: {vs}" for f, vs in failures[:20])
+        more = f"\n  ... and {len(failures) - 20} more files" if len(failures) > 20 else ""
+        raise ValueError(
+            f"label values outside the dataset's definition: {values} in "
+            f"{len(failures)} files:\n  {files}{more}"
+        )
+    return targets

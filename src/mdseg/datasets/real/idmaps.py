@@ -1,0 +1,183 @@
+"""Datasets whose labels are single-channel id images: one lookup table each, plus a layout.
+
+Cityscapes and KITTI (label ids -> 19 train ids), BDD100K (train ids already), Mapillary Vistas
+v1.2 (65 classes, 65 = unlabeled), SUN RGB-D (37, 0 = unlabeled), ADE20K (150, 0 = other),
+ScanNet (NYU40 -> the 20 benchmark classes) and PASCAL VOC 2012 (palette indices, 255 = border).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mdseg.datasets.real.convert import (
+    Item,
+    apply_lut,
+    build_lut,
+    label_pairs,
+    locate,
+    read_label,
+)
+from mdseg.io import IGNORE_ID
+
+Layout = Callable[[Path, Mapping[str, str]], list[Item]]
+
+
+@dataclass(frozen=True)
+class IdMapConverter:
+    """Native id image -> canonical ids through one lookup table."""
+
+    layout: Layout
+    lut: np.ndarray
+
+    def items(self, root: Path, splits: Mapping[str, str]) -> list[Item]:
+        return self.layout(root, splits)
+
+    def convert(self, item: Item) -> np.ndarray:
+        return apply_lut(read_label(item.label), self.lut)
+
+
+# Cityscapes label id -> train id (the 19 evaluated classes); ids 0-33 are defined, the rest void
+CITYSCAPES_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}  # fmt: skip
+CITYSCAPES_LUT = build_lut(CITYSCAPES_TRAIN_IDS, known=range(34))
+BDD_LUT = build_lut({i: i for i in range(19)}, known=[IGNORE_ID])
+MAPILLARY_LUT = build_lut({i: i for i in range(65)}, known=[65])
+SUNRGBD_LUT = build_lut({k: k - 1 for k in range(1, 38)}, known=[0])
+ADE20K_LUT = build_lut({k: k - 1 for k in range(1, 151)}, known=[0])
+VOC_LUT = build_lut({i: i for i in range(21)}, known=[IGNORE_ID])
+# NYU40 ids of the 20 ScanNet benchmark classes, in scannet.txt order
+SCANNET_NYU40 = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
+SCANNET_LUT = build_lut({n: i for i, n in enumerate(SCANNET_NYU40)}, known=range(41))
+
+
+def cityscapes_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """``gtFine/<split>/<city>/<stem>_gtFine_labelIds.png`` beside ``leftImg8bit/...``."""
+    gt, img = locate(root, "gtFine"), locate(root, "leftImg8bit")
+    suffix = "_gtFine_labelIds.png"
+
+    def image_of(label: Path) -> Path:
+        rel = label.relative_to(gt)
+        return img / rel.parent / label.name.replace(suffix, "_leftImg8bit.png")
+
+    return [
+        item
+        for ours, official in splits.items()
+        for item in label_pairs(ours, (gt / official).glob(f"*/*{suffix}"), image_of, suffix)
+    ]
+
+
+def kitti_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """``<split>/semantic/*.png`` (Cityscapes label ids) beside ``<split>/image_2/*.png``."""
+    items = []
+    for ours, official in splits.items():
+        base = locate(root, f"{official}/semantic").parent
+        items += label_pairs(
+            ours, (base / "semantic").glob("*.png"), lambda p, b=base: b / "image_2" / p.name
+        )
+    return items
+
+
+def bdd_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """``labels/sem_seg/masks/<split>/*.png`` beside ``images/10k/<split>/*.jpg``."""
+    masks = locate(root, "labels/sem_seg/masks")
+    images = masks.parents[2] / "images" / "10k"
+    return [
+        item
+        for ours, official in splits.items()
+        for item in label_pairs(
+            ours,
+            (masks / official).glob("*.png"),
+            lambda p, s=official: images / s / f"{p.stem}.jpg",
+        )
+    ]
+
+
+def mapillary_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """``<split>/v1.2/labels/*.png`` beside ``<split>/images/*.jpg``."""
+    items = []
+    for ours, official in splits.items():
+        base = locate(root, f"{official}/v1.2/labels").parents[1]
+        items += label_pairs(
+            ours,
+            (base / "v1.2" / "labels").glob("*.png"),
+            lambda p, b=base: b / "images" / f"{p.stem}.jpg",
+        )
+    return items
+
+
+def sunrgbd_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """``semseg-label37/<split>/NNNNNNNN.png`` beside ``image/<split>/img-NNNNNN.jpg``."""
+    labels = locate(root, "semseg-label37")
+    images = labels.parent / "image"
+    return [
+        item
+        for ours, official in splits.items()
+        for item in label_pairs(
+            ours,
+            (labels / official).glob("*.png"),
+            lambda p, s=official: images / s / f"img-{int(p.stem):06d}.jpg",
+        )
+    ]
+
+
+def ade20k_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """``annotations/<split>/*.png`` beside ``images/<split>/*.jpg``."""
+    ann = locate(root, "annotations")
+    return [
+        item
+        for ours, official in splits.items()
+        for item in label_pairs(
+            ours,
+            (ann / official).glob("*.png"),
+            lambda p, s=official: ann.parent / "images" / s / f"{p.stem}.jpg",
+        )
+    ]
+
+
+def voc_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """Ids from ``ImageSets/Segmentation/<split>.txt``; ``SegmentationClass/<id>.png`` labels."""
+    base = locate(root, "SegmentationClass").parent
+    items = []
+    for ours, official in splits.items():
+        ids = (base / "ImageSets" / "Segmentation" / f"{official}.txt").read_text().split()
+        items += [
+            Item(ours, i, base / "JPEGImages" / f"{i}.jpg", base / "SegmentationClass" / f"{i}.png")
+            for i in ids
+        ]
+    return items
+
+
+SCENE = re.compile(r"^scene\d{4}_\d{2}$")
+
+
+def scannet_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """Scenes from ``scannetv2_<split>.txt``; ``<scene>/label/<frame>.png`` (NYU40 ids)."""
+    items = []
+    for ours, official in splits.items():
+        listing = locate(root, f"scannetv2_{official}.txt")
+        scenes = [s for s in listing.read_text().split() if SCENE.match(s)]
+        frames = locate(root, "scene*/label").parents[1]
+        for scene in scenes:
+            for label in sorted((frames / scene / "label").glob("*.png")):
+                image = frames / scene / "color" / f"{label.stem}.jpg"
+                items.append(Item(ours, f"{scene}_{label.stem}", image, label, group=scene))
+    return items
+
+
+ID_CONVERTERS: dict[str, IdMapConverter] = {
+    "cityscapes": IdMapConverter(cityscapes_layout, CITYSCAPES_LUT),
+    "kitti": IdMapConverter(kitti_layout, CITYSCAPES_LUT),
+    "bdd": IdMapConverter(bdd_layout, BDD_LUT),
+    "mapillary": IdMapConverter(mapillary_layout, MAPILLARY_LUT),
+    "sunrgbd": IdMapConverter(sunrgbd_layout, SUNRGBD_LUT),
+    "ade20k": IdMapConverter(ade20k_layout, ADE20K_LUT),
+    "scannet": IdMapConverter(scannet_layout, SCANNET_LUT),
+    "voc": IdMapConverter(voc_layout, VOC_LUT),
+}
