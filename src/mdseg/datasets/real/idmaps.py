@@ -1,7 +1,7 @@
 """Datasets whose labels are single-channel id images: one lookup table each, plus a layout.
 
 Cityscapes and KITTI (label ids -> 19 train ids), BDD100K (train ids already), Mapillary Vistas
-v1.2 (65 classes, 65 = unlabeled), SUN RGB-D (37, 0 = unlabeled), ADE20K (150, 0 = other),
+v1.2 (65 classes, 65 = unlabeled), SUN RGB-D (37, 255 = unlabeled), ADE20K (150, 0 = other),
 ScanNet (NYU40 -> the 20 benchmark classes) and PASCAL VOC 2012 (palette indices, 255 = border).
 """
 
@@ -49,7 +49,9 @@ CITYSCAPES_TRAIN_IDS = {
 CITYSCAPES_LUT = build_lut(CITYSCAPES_TRAIN_IDS, known=range(34))
 BDD_LUT = build_lut({i: i for i in range(19)}, known=[IGNORE_ID])
 MAPILLARY_LUT = build_lut({i: i for i in range(65)}, known=[65])
-SUNRGBD_LUT = build_lut({k: k - 1 for k in range(1, 38)}, known=[0])
+# semseg-label37 PNGs are already 0-based (0 = wall, 1 = floor; checked against a real image),
+# 255 = unlabeled; A. Handa's original 1-37 numbering is shifted down by that relayout
+SUNRGBD_LUT = build_lut({i: i for i in range(37)}, known=[IGNORE_ID])
 ADE20K_LUT = build_lut({k: k - 1 for k in range(1, 151)}, known=[0])
 VOC_LUT = build_lut({i: i for i in range(21)}, known=[IGNORE_ID])
 # NYU40 ids of the 20 ScanNet benchmark classes, in scannet.txt order

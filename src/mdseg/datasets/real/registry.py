@@ -126,11 +126,14 @@ REAL_DATASETS: dict[str, RealDataset] = {
                 ),
             ),
             splits={"train": Split("train", 5285), "val": Split("test", 5050)},
-            label_format="37-class label PNGs, 0 = unlabeled (preprocessed mirror of A. Handa)",
+            label_format="semseg-label37/<split>/*.png: ids 0-36, 255 = unlabeled (MSeg layout)",
             converter="sunrgbd",
             homepage="https://rgbd.cs.princeton.edu",
             licence="SUN RGB-D: research use; cite the four source datasets",
-            notes=("the official test split serves as val (SUN RGB-D has no separate val)",),
+            notes=(
+                "the official test split serves as val (SUN RGB-D has no separate val)",
+                "prepare expects the image/ + semseg-label37/ layout of the MSeg relayout",
+            ),
         ),
         RealDataset(
             key="ade20k",
