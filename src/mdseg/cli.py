@@ -32,11 +32,15 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _download(args: argparse.Namespace) -> None:
-    from mdseg.datasets.real.download import download_dataset
+    import logging
 
-    options = json.loads(args.options.read_text()) if args.options else {}
-    for path in download_dataset(args.dataset, args.out, options):
-        print(path)
+    from mdseg.datasets.real.download import download_dataset, extract
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    archives = download_dataset(args.dataset, args.out, json.loads(args.options))
+    print("\n".join(map(str, archives)))
+    if args.extract_to:
+        print(f"extracted into {extract(archives, args.extract_to)}")
 
 
 def _encode(args: argparse.Namespace) -> None:
@@ -112,8 +116,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("dataset")
     s.add_argument("--out", type=Path, required=True, help="folder for the archives")
     s.add_argument(
-        "--options", type=Path, default=None, help="JSON of config real.<dataset> (links, archives)"
+        "--options", default="{}", help="config real.<dataset> as JSON (links, archives)"
     )
+    s.add_argument("--extract-to", type=Path, default=None, help="unpack the archives here")
     s.set_defaults(func=_download)
 
     s = sub.add_parser(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import http.cookiejar
+import logging
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from tqdm import tqdm
 from mdseg.datasets.real.registry import Archive, RealDataset, real_dataset
 
 CHUNK = 1 << 20
+log = logging.getLogger(__name__)
 
 
 class DownloadError(RuntimeError):
@@ -141,8 +144,8 @@ def _verified(path: Path, archive: Archive) -> Path:
 def _cityscapes(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path]:
     """Cityscapes packages via the ``csDownload`` tool of the ``cityscapesscripts`` package.
 
-    ``csDownload`` reads its credentials file or prompts for them; the password never passes
-    through our arguments or logs.
+    ``csDownload`` reads a credentials file (``credentials_file``: JSON with username and
+    password) or prompts; the password never passes through our arguments or logs.
     """
     local = options.get("archives") or {}
     if all(a.name in local for a in ds.archives):
@@ -156,7 +159,17 @@ def _cityscapes(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Pa
     dest.mkdir(parents=True, exist_ok=True)
     names = [a.name for a in ds.archives if not (dest / a.name).is_file()]
     if names:
-        subprocess.run([tool, "-d", str(dest), "-r", *names], check=True)
+        with tempfile.TemporaryDirectory() as home:
+            env = dict(os.environ)
+            if options.get("credentials_file"):
+                # csDownload looks for $XDG_DATA_HOME/cityscapesscripts/credentials.json
+                creds = Path(options["credentials_file"]).expanduser().resolve()
+                if not creds.is_file():
+                    raise DownloadError(f"real.cityscapes.credentials_file: no file at {creds}")
+                (Path(home) / "cityscapesscripts").mkdir()
+                (Path(home) / "cityscapesscripts" / "credentials.json").symlink_to(creds)
+                env["XDG_DATA_HOME"] = home
+            subprocess.run([tool, "-d", str(dest), "-r", *names], check=True, env=env)
     return [_verified(dest / a.name, a) for a in ds.archives]
 
 
@@ -200,3 +213,26 @@ def download_dataset(key: str, dest: Path, options: dict[str, Any] | None = None
     """Fetch every archive of ``key`` into ``dest``; ``options`` is ``config.real.<key>``."""
     ds = real_dataset(key)
     return ACCESS[ds.access](ds, Path(dest), options or {})
+
+
+def extract(archives: list[Path], dest: Path) -> Path:
+    """Unpack every archive into ``dest`` (plain files are copied), then any zips they held.
+
+    COCO's annotation zip holds the panoptic PNGs as zips of their own. A marker written last
+    tells a complete extraction from an interrupted one.
+    """
+    dest = Path(dest)
+    marker = dest / ".extracted"
+    marker.unlink(missing_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in archives:
+        if path.suffix in (".txt", ".json"):
+            shutil.copy2(path, dest / path.name)
+            continue
+        log.info("extracting %s", path.name)
+        shutil.unpack_archive(path, dest)
+    for inner in sorted(dest.rglob("*.zip")):
+        shutil.unpack_archive(inner, inner.parent)
+        inner.unlink()
+    marker.write_text("\n".join(p.name for p in archives) + "\n")
+    return dest
