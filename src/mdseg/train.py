@@ -3,20 +3,26 @@
 Checkpoints hold model, optimiser, step, log and RNG state, are written atomically every
 ``checkpoint_every`` steps and when SIGTERM/SIGUSR1 arrives (SLURM's warning before a time
 limit), and a rerun resumes from them; the batch stream depends only on (seed, step), so a
-resumed run ends where an uninterrupted one would.
+resumed run ends where an uninterrupted one would. Launched by torchrun, training is
+data-parallel (see :mod:`mdseg.distributed`); ``training.precision`` picks fp32, bf16 or fp16
+autocast (fp16 with a gradient scaler).
 """
 
 from __future__ import annotations
 
 import csv
+import random
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from mdseg import distributed
 from mdseg.data import Augment, MultiDatasetBatches, SplitDataset
 from mdseg.io import atomic_path, write_json
 from mdseg.methods import METHODS, Method
@@ -26,6 +32,7 @@ from mdseg.models.segmentor import Segmentor
 from mdseg.optim import OPTIMIZERS, poly_factor
 
 LOG_FIELDS = ("step", "loss", "lr", "seconds")
+AUTOCAST = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_model(method: Method, backbone: str, weights: str | None = None) -> Segmentor:
@@ -83,25 +90,53 @@ def build_method(
     return cls(dataset_classes, **options)
 
 
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
 def train(
     experiment: dict[str, Any],
     dataset_dirs: dict[str, Path],
     out_dir: Path,
     text_features: Path | None = None,
 ) -> Path:
-    """Train ``experiment`` on the prepared datasets; write ``model.pt`` and ``train_log.csv``."""
+    """Train ``experiment`` on the prepared datasets; write ``model.pt`` and ``train_log.csv``.
+
+    Under torchrun every rank trains on its shard of the same global batch (DDP); rank 0
+    alone writes files.
+    """
     cfg = experiment["training"]
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(cfg["threads"])
-    device = resolve_device(cfg["device"])
+    ctx = distributed.init(resolve_device(cfg["device"]))
+    device = distributed.local_device(cfg["device"], ctx)
+    precision = cfg.get("precision", "fp32")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     splits = {k: SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]}
     method = build_method(experiment, {k: s.classes for k, s in splits.items()}, text_features)
     model = build_model(method, experiment["backbone"], experiment.get("weights")).to(device)
+    if ctx.distributed:  # before the optimiser: the conversion makes new BatchNorm parameters
+        model = distributed.convert_batchnorm(model, device)
     optimizer = OPTIMIZERS[cfg["optimizer"]](
         model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"]
     )
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     batches = MultiDatasetBatches(
         list(splits.values()),
         cfg["batch_size"],
@@ -114,6 +149,8 @@ def train(
         cfg["sampling"],
         cfg["seed"],
     )
+    blocks = len(splits) if cfg["sampling"] == "balanced" else 1
+    mine = torch.tensor(distributed.shard(cfg["batch_size"], blocks, ctx))
     total = cfg["iterations"]
     ckpt_path = out_dir / "checkpoint.pt"
     step, log = 0, []
@@ -121,64 +158,103 @@ def train(
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], device)
         method.load_state_dict(state["method"])
         step, log = state["step"], state["log"]
     run = TrainRun(splits, dataset_dirs, optimizer, device, total, out_dir)
+    net: torch.nn.Module = model
+    if ctx.distributed:
+        # multi-head methods and frozen phases leave some parameters without a gradient
+        net = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
 
     def save_checkpoint() -> None:
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "method": method.state_dict(),
-                    "step": step,
-                    "log": log,
-                },
-                tmp,
-            )
-        write_log(out_dir / "train_log.csv", log)
+        if ctx.is_main:
+            with atomic_path(ckpt_path) as tmp:
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "rng": _rng_state(device),
+                        "method": method.state_dict(),
+                        "step": step,
+                        "log": log,
+                    },
+                    tmp,
+                )
+            write_log(out_dir / "train_log.csv", log)
+        distributed.barrier(ctx)
 
     model.train()
     start = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)
     with (
         _StopRequest() as stop,
-        tqdm(total=total, initial=step, desc=experiment["id"], unit="it", mininterval=2.0) as bar,
+        tqdm(
+            total=total,
+            initial=step,
+            desc=experiment["id"],
+            unit="it",
+            mininterval=2.0,
+            disable=not ctx.is_main,
+        ) as bar,
     ):
         while step < total:
             factor = poly_factor(step, total, cfg["warmup_iterations"], cfg["poly_power"])
             for group in optimizer.param_groups:
                 group["lr"] = cfg["lr"] * factor
             method.before_step(step, model, run)
-            images, labels, owners = (t.to(device) for t in batches.batch(step))
-            loss = method.loss(model, images, labels, owners)
+            images, labels, owners = (t[mine].to(device) for t in batches.batch(step))
+            with torch.autocast(device.type, AUTOCAST[precision], enabled=precision != "fp32"):
+                loss = method.loss(net, images, labels, owners)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"{experiment['id']}: loss is {loss.item()} at step {step}"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             step += 1
+            loss_value = distributed.mean(loss.detach().float(), ctx)
             log.append(
                 {
                     "step": step,
-                    "loss": round(loss.item(), 6),
+                    "loss": round(loss_value, 6),
                     "lr": cfg["lr"] * factor,
                     "seconds": round(time.perf_counter() - start, 3),
                 }
             )
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % cfg["checkpoint_every"] == 0 or stop.signal is not None:
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+            stopping = distributed.any_rank(stop.signal is not None, ctx)
+            if step % cfg["checkpoint_every"] == 0 or stopping:
                 save_checkpoint()
-            if stop.signal is not None and step < total:
-                raise SystemExit(
-                    f"stopped by signal {stop.signal} at step {step}; checkpoint saved"
-                )
+            if stopping and step < total:
+                distributed.shutdown(ctx)
+                raise SystemExit(f"stopped by a signal at step {step}; checkpoint saved")
 
+    if ctx.is_main:
+        _write_model(experiment, method, model, log, step, out_dir, text_features)
+        ckpt_path.unlink(missing_ok=True)
+    distributed.barrier(ctx)
+    distributed.shutdown(ctx)
+    return out_dir / "model.pt"
+
+
+def _write_model(
+    experiment: dict[str, Any],
+    method: Method,
+    model: Segmentor,
+    log: list[dict[str, float]],
+    step: int,
+    out_dir: Path,
+    text_features: Path | None,
+) -> Path:
     write_log(out_dir / "train_log.csv", log)
     model_path = out_dir / "model.pt"
     with atomic_path(model_path) as tmp:
@@ -211,7 +287,6 @@ def train(
             "artefacts": [p.name for p in artefacts],
         },
     )
-    ckpt_path.unlink(missing_ok=True)
     return model_path
 
 

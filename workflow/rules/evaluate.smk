@@ -1,3 +1,6 @@
+from mdseg.cluster import eval_resources
+
+
 rule evaluate:
     input:
         model="results/models/{experiment}/model.pt",
@@ -14,7 +17,7 @@ rule evaluate:
         CONDA_ENV
     threads: config["evaluation"].get("threads", 1)
     resources:
-        runtime=60,
+        **eval_resources(config),
     params:
         datasets=lambda wc: " ".join(EXPERIMENTS[wc.experiment]["evaluate"]),
         split=config["evaluation"]["split"],

@@ -1,3 +1,6 @@
+from mdseg.cluster import launcher, train_resources
+
+
 rule experiment_spec:
     output:
         "results/models/{experiment}/experiment.json",
@@ -29,11 +32,12 @@ rule train:
         CONDA_ENV
     threads: config["training"]["threads"]
     resources:
-        runtime=60,
+        **train_resources(config),
     params:
+        launch=launcher(config),
         text_features=lambda wc, input: (
             f"--text-features {input.text_features}" if input.text_features else ""
         ),
     shell:
-        "mdseg train --experiment {input.spec} --datasets-dir results/datasets"
+        "{params.launch} train --experiment {input.spec} --datasets-dir results/datasets"
         " --out results/models/{wildcards.experiment} {params.text_features} > {log} 2>&1"

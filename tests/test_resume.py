@@ -1,0 +1,95 @@
+"""A training run stopped by SIGTERM and rerun ends exactly where an uninterrupted run ends.
+
+Both runs are ``mdseg train`` subprocesses on one CPU thread. The rerun restores model,
+optimiser, gradient-scaler and RNG state from the checkpoint the signal handler wrote, the
+learning rate is a function of the step and the batch stream a function of (seed, step), so the
+final weights and the logged losses are bit-identical (same operations in the same order on the
+same machine), which the test asserts.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+MDSEG = str(Path(sys.executable).parent / "mdseg")
+STEPS = 30
+
+
+def experiment(path: Path) -> Path:
+    spec = {
+        "id": "multi_ce-hrnet_w18_small_v2-C+M",
+        "method": "multi_ce",
+        "backbone": "hrnet_w18_small_v2",
+        "weights": None,
+        "train": ["cityscapes", "mapillary"],
+        "method_options": {},
+        "evaluate": ["cityscapes"],
+        "training": {
+            "iterations": STEPS,
+            "batch_size": 2,
+            "crop_size": 24,
+            "scale_range": [0.75, 1.25],
+            "flip": True,
+            "optimizer": "adamw",
+            "lr": 0.001,
+            "weight_decay": 0.0001,
+            "momentum": 0.9,
+            "warmup_iterations": 2,
+            "poly_power": 0.9,
+            "sampling": "balanced",
+            "checkpoint_every": 3,
+            "seed": 0,
+            "device": "cpu",
+            "threads": 1,
+        },
+    }
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def command(spec: Path, datasets: Path, out: Path) -> list[str]:
+    args = ("--experiment", spec, "--datasets-dir", datasets, "--out", out)
+    return [MDSEG, "train", *map(str, args)]
+
+
+def test_sigterm_then_rerun_matches_an_uninterrupted_run(tiny_datasets, tmp_path):
+    spec = experiment(tmp_path / "experiment.json")
+    datasets = tiny_datasets["cityscapes"].parent
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    subprocess.run(command(spec, datasets, whole), check=True, capture_output=True)
+
+    proc = subprocess.Popen(
+        command(spec, datasets, resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while not (resumed / "checkpoint.pt").exists():  # the first periodic checkpoint, step 3
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0, "the run finished before the signal arrived"
+    assert b"stopped by a signal" in err
+    stopped_at = torch.load(resumed / "checkpoint.pt", weights_only=False)["step"]
+    assert 3 <= stopped_at < STEPS
+    assert not (resumed / "model.pt").exists()
+
+    subprocess.run(command(spec, datasets, resumed), check=True, capture_output=True)
+    assert not (resumed / "checkpoint.pt").exists()
+    a = torch.load(whole / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(resumed / "model.pt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    log_a = pd.read_csv(whole / "train_log.csv")
+    log_b = pd.read_csv(resumed / "train_log.csv")
+    assert list(log_b["step"]) == list(range(1, STEPS + 1))
+    pd.testing.assert_series_equal(log_a["loss"], log_b["loss"])
+    pd.testing.assert_series_equal(log_a["lr"], log_b["lr"])
