@@ -163,6 +163,10 @@ def experiment(iterations: int = 4, **training: object) -> dict:
 
 def test_cr_bce_trains_writes_relations_and_reloads(tiny_datasets, tmp_path):
     model_path = train(experiment(), tiny_datasets, tmp_path / "run")
+    # the restarted network gets its own poly schedule: the lr is back at its peak at the switch
+    with open(tmp_path / "run" / "train_log.csv", newline="") as fh:
+        lrs = [float(r["lr"]) for r in csv.DictReader(fh)]
+    assert lrs[0] == lrs[2] == 0.001 and lrs[1] == pytest.approx(0.001 * 0.5**0.9)
     with open(tmp_path / "run" / "relations.csv", newline="") as fh:
         reader = csv.DictReader(fh)
         assert tuple(reader.fieldnames) == RELATION_FIELDS

@@ -203,8 +203,12 @@ def train(
             disable=not ctx.is_main,
         ) as bar,
     ):
+        restart = method.schedule_start(total)
         while step < total:
-            factor = poly_factor(step, total, cfg["warmup_iterations"], cfg["poly_power"])
+            begin, end = (0, restart) if step < restart else (restart, total)
+            factor = poly_factor(
+                step - begin, end - begin, cfg["warmup_iterations"], cfg["poly_power"]
+            )
             for group in optimizer.param_groups:
                 group["lr"] = cfg["lr"] * factor
             method.before_step(step, model, run)

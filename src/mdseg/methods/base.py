@@ -86,6 +86,14 @@ class Method:
         """Called before optimisation step ``step`` (0-based), also on the first step after a
         resume; ``model`` is the bare network even under DDP."""
 
+    def schedule_start(self, total_steps: int) -> int:
+        """Step at which the learning-rate schedule (warm-up, poly decay) starts afresh.
+
+        0 for one schedule over the run; a method that restarts its network mid-run (C-R BCE
+        after its pre-training) gives each part a schedule of its own.
+        """
+        return 0
+
     def state_dict(self) -> dict[str, Any]:
         """What the method learned besides network weights (saved with checkpoints)."""
         return {}

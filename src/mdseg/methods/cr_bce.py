@@ -14,7 +14,7 @@
 4. Training goes on with the class-relational BCE (eq. 8). The paper pre-trains a separate
    cosine model only to obtain the relations and trains the C-R BCE model from the backbone's
    initialisation, so by default (``restart``) the network and optimiser state return to step
-   0's; the learning rate keeps following the experiment's schedule, which the loop owns.
+   0's and the learning-rate schedule starts again (``schedule_start``).
 
 Everything learned (similarities, τ, the step-0 weights while they are needed) lives in the
 method state, so a resumed run switches at the same step to the same relations.
@@ -182,6 +182,10 @@ class ClassRelationalBCE(Method):
         dataset_idx: torch.Tensor,
     ) -> torch.Tensor:
         return masked_bce(model(images, head="main"), labels, dataset_idx, self.targets)
+
+    def schedule_start(self, total_steps: int) -> int:
+        """A restarted network gets a fresh warm-up and decay, like a separately trained one."""
+        return self.switch_step(total_steps) if self.restart else 0
 
     def before_step(self, step: int, model: Segmentor, run: TrainRun) -> None:
         if self.similarity is not None:
