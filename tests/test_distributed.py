@@ -1,15 +1,15 @@
 """Two gloo processes under torchrun train the same network as one process on the same batch.
 
 Every rank draws the same global batch and keeps its shard, DDP averages the gradients and
-BatchNorm statistics are reduced over the global batch, so a DDP step equals a single-process
-step up to float rounding. The test bounds, per tensor, the difference between the two runs
-relative to the update the single run made after one SGD step. Open issue: measured up to
-~3e-2 on some tensors (2e-4 on the first conv; reordering the batch in one process gives
-~5e-6), more than rounding explains, so the bound is a loose 0.1; HRNet's deepest branches
-normalise over a handful of values per channel at 32 px, and over several steps the runs drift
-apart further. The tiny datasets have the same
-number of ignored pixels in every image, so each rank's mean cross-entropy has the same
-normaliser and the average of rank means is the global mean.
+BatchNorm statistics are reduced over the global batch, so DDP steps equal single-process steps
+up to float rounding. The comparison runs in double precision (``training.precision: fp64``):
+a randomly initialised HRNet at 32 px amplifies float32 BatchNorm rounding so much that merely
+swapping ``nn.BatchNorm2d`` for the mathematically identical ``GlobalBatchNorm`` in one process
+moves the first float32 update by ~1e-3, which would hide real sharding errors; in float64 the
+two runs agree to ~1e-12 after one step and ~1e-7 after three (relative to the update;
+momentum and the network amplify the rounding step by step); the bounds are 1e-6 and 1e-5.
+The tiny datasets have the same number of ignored pixels in every image, so each rank's mean
+cross-entropy has the same normaliser and the average of rank means is the global mean.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def spec(path: Path) -> Path:
                 "method_options": {},
                 "evaluate": ["cityscapes"],
                 "training": {
-                    "iterations": 1,
+                    "iterations": 3,
                     "batch_size": 4,
                     "crop_size": 32,
                     "scale_range": [1.0, 1.0],
@@ -66,6 +66,7 @@ def spec(path: Path) -> Path:
                     "seed": 0,
                     "device": "cpu",
                     "threads": 1,
+                    "precision": "fp64",
                 },
             }
         )
@@ -82,14 +83,12 @@ def test_shards_cover_the_global_batch_with_every_dataset_on_every_rank():
 
 
 def noisy_datasets(root: Path) -> Path:
-    """Two tiny datasets with noisy pixels: varied features keep BatchNorm well conditioned."""
+    """Two tiny datasets with uniform-noise images: varied features keep BatchNorm conditioned."""
     rng = np.random.default_rng(0)
     for seed, (key, classes) in enumerate(CLASSES.items()):
         folder = make_dataset(root, key, classes, seed=seed)
         for path in sorted((folder / "images").glob("*.png")):
-            noise = rng.integers(-60, 61, (32, 32, 3))
-            image = np.asarray(Image.open(path), dtype=np.int16) + noise
-            Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(path)
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(path)
     return root
 
 
@@ -113,15 +112,19 @@ def test_two_processes_match_one(tmp_path):
     torch.manual_seed(0)
     init = build_model(MultiCE(CLASSES), "hrnet_w18_small_v2").state_dict()
     assert one.keys() == two.keys() == init.keys()
-    worst = 0.0
-    for key, value in one.items():
-        if value.is_floating_point() and not torch.equal(value, init[key]):
-            step = (value - init[key]).norm()
-            worst = max(worst, ((two[key] - value).norm() / step).item())
-    assert worst < 0.1, worst
+    floats = [k for k, v in one.items() if v.is_floating_point() and "running" not in k]
+    update_one = torch.cat([(one[k] - init[k]).flatten() for k in floats])
+    update_two = torch.cat([(two[k] - init[k]).flatten() for k in floats])
+    assert ((update_two - update_one).norm() / update_one.norm()).item() < 1e-6
+    worst = max(
+        ((two[k] - one[k]).norm() / (one[k] - init[k]).norm()).item()
+        for k in floats
+        if not torch.equal(one[k], init[k])
+    )
+    assert worst < 1e-5, worst
     log_one = (tmp_path / "one" / "train_log.csv").read_text().splitlines()
     log_two = (tmp_path / "two" / "train_log.csv").read_text().splitlines()
-    assert len(log_one) == len(log_two) == 2
+    assert len(log_one) == len(log_two) == 4
 
 
 def test_global_batchnorm_is_plain_batchnorm_in_one_process():

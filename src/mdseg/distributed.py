@@ -174,7 +174,8 @@ def _convert_cpu(model: nn.Module, device: torch.device, group: dist.ProcessGrou
                 child.affine,
                 child.track_running_stats,
             )
-            bn.load_state_dict(child.state_dict())
+            dtype = next(t.dtype for t in child.state_dict().values() if t.is_floating_point())
+            bn.to(dtype=dtype).load_state_dict(child.state_dict())
             bn.group = group
             bn.train(child.training)
             setattr(model, name, bn.to(device))

@@ -32,7 +32,9 @@ from mdseg.models.segmentor import Segmentor
 from mdseg.optim import OPTIMIZERS, poly_factor
 
 LOG_FIELDS = ("step", "loss", "lr", "seconds")
-AUTOCAST = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# fp64 is no speed option: it trains in double precision for numerical checks (DDP equivalence)
+DTYPE = {"fp64": torch.float64}
 
 
 def build_model(method: Method, backbone: str, weights: str | None = None) -> Segmentor:
@@ -130,7 +132,9 @@ def train(
 
     splits = {k: SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]}
     method = build_method(experiment, {k: s.classes for k, s in splits.items()}, text_features)
-    model = build_model(method, experiment["backbone"], experiment.get("weights")).to(device)
+    dtype = DTYPE.get(precision, torch.float32)
+    model = build_model(method, experiment["backbone"], experiment.get("weights"))
+    model = model.to(device, dtype)
     if ctx.distributed:  # before the optimiser: the conversion makes new BatchNorm parameters
         model = distributed.convert_batchnorm(model, device)
     optimizer = OPTIMIZERS[cfg["optimizer"]](
@@ -213,7 +217,9 @@ def train(
                 group["lr"] = cfg["lr"] * factor
             method.before_step(step, model, run)
             images, labels, owners = (t[mine].to(device) for t in batches.batch(step))
-            with torch.autocast(device.type, AUTOCAST[precision], enabled=precision != "fp32"):
+            images = images.to(dtype)
+            mixed = AUTOCAST.get(precision)
+            with torch.autocast(device.type, mixed or torch.bfloat16, enabled=mixed is not None):
                 loss = method.loss(net, images, labels, owners)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
