@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from mdseg.methods import METHODS
-from mdseg.methods.autouniseg import Options, Schedule
+from mdseg.methods.autouniseg import Options, Schedule, extra_links
 from mdseg.models.heads import UniSegHead
 from mdseg.taxonomy.gnn import LabelGraph, block_softmax, orthogonality_loss
-from mdseg.taxonomy.merge import agreement, merge_groups
+from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference
 from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix
 from mdseg.taxonomy.uot import boolean_mapping
 from mdseg.train import build_model, load_model, train
@@ -116,6 +116,31 @@ def test_agreement_takes_the_weaker_direction() -> None:
     fractions = {(0, 1): np.array([[0.9, 0.1]]), (1, 0): np.array([[0.6], [0.2]])}
     agree = agreement(fractions, [1, 2])
     np.testing.assert_allclose(agree, [[0, 0.6, 0.1], [0.6, 0, 0], [0.1, 0, 0]])
+
+
+def test_mutual_preference_keeps_only_mutual_best_matches() -> None:
+    # a0 prefers b0, but b0 prefers a1 (and a1 prefers b0): only a1-b0 is mutual; b1 has no
+    # mutual partner because both a-labels prefer b0
+    owner = np.array([0, 0, 1, 1])
+    score = np.zeros((4, 4))
+    for (i, j), w in {(0, 2): 0.7, (1, 2): 0.9, (0, 3): 0.6, (1, 3): 0.5}.items():
+        score[i, j] = score[j, i] = w
+    kept = mutual_preference(score, owner)
+    expected = np.zeros((4, 4))
+    expected[1, 2] = expected[2, 1] = 0.9
+    np.testing.assert_array_equal(kept, expected)
+
+
+def test_extra_links_make_a_coarse_label_many_to_one() -> None:
+    # A has rider (0); B has bicyclist (1) and motorcyclist (2); the merge paired rider with
+    # bicyclist only; motorcyclist's node gains rider as it scores high enough with it
+    owner = np.array([0, 1, 1])
+    score = np.zeros((3, 3))
+    score[0, 1] = score[1, 0] = 0.8
+    score[0, 2] = score[2, 0] = 0.7
+    mapping = extra_links([[0, 1], [2]], owner, score, 0.65)
+    np.testing.assert_array_equal(mapping, [[True, True, False], [True, False, True]])
+    assert not extra_links([[0, 1], [2]], owner, score, 0.75)[1, 0]
 
 
 def test_min_cost_flow_unseen_mapping() -> None:

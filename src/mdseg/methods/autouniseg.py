@@ -13,6 +13,21 @@ Stages (fractions of the run's iterations; the authors train 100k + 100k + 100k)
    the segmentation phase through the boolean mapping from unbalanced OT
    (:mod:`mdseg.taxonomy.uot`), refreshed at the start of each segmentation phase and every
    ``refresh_every`` of the run while it lasts (authors: 100 iterations).
+
+   Departure from the paper's merge: its score is the cosine similarity of the two labels'
+   description text features (the GNN's input; ``text_weight``) plus ``visual_weight`` times
+   the stage-1 agreement (the weaker of the two cross-head fractions), and a pair is a
+   candidate only when each label is the other's best match in the other dataset
+   (``mutual_preference``). At the synthetic benchmark's scale (a few hundred 64 px steps)
+   stage-1 heads are too weak for cross-head confusions alone to find the shared concepts
+   (taxonomy-recovery F1 0.26 with ``text_weight=0, visual_weight=1``); the paper trains
+   100k iterations before merging. The initial mapping (and adjacency) then also links a
+   node to the label of a dataset it has none in whose mean score with the node's labels
+   reaches ``extra_link_threshold`` (:func:`extra_links`), so that a coarse label (Cityscapes
+   rider) starts linked to the several nodes it covers (bicyclist, motorcyclist): the paper's
+   mappings are many-to-one, the merge alone only one-to-one. On the synthetic default run
+   (7 datasets, 360 steps) these give F1 0.84 (merge) and 0.87 (with extra links); the text
+   term carries most of it (0.83 with ``visual_weight=0``).
 3. A last refresh, unified nodes that no label maps to are dropped, and the segmentation
    network is fine-tuned on the fixed mapping.
 
@@ -43,7 +58,7 @@ from mdseg.models.heads import DatasetHeads, DatasetLogits, UniSegHead
 from mdseg.models.segmentor import Segmentor
 from mdseg.taxonomy.draw import draw_taxonomy
 from mdseg.taxonomy.gnn import LabelGraph, orthogonality_loss
-from mdseg.taxonomy.merge import agreement, merge_groups
+from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference
 from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix, zero_shot_many_to_one
 from mdseg.taxonomy.uot import boolean_mapping
 
@@ -78,6 +93,10 @@ class Options:
     uot_reg_m: float = 5.0
     link_min_share: float = 0.5
     merge_threshold: float = 0.5
+    text_weight: float = 1.0
+    visual_weight: float = 0.2
+    mutual_preference: bool = True
+    extra_link_threshold: float = 0.65
     init_adjacency_logit: float = 1.0
     zero_shot_encoder: str = "minilm"
     zero_shot_encoder_path: str | None = None
@@ -248,18 +267,29 @@ class AutoUniSeg(Method):
                     counts[i, j] += flat.view(sizes[i], sizes[j]).numpy()
         model.train(was_training)
         fractions = {k: c / np.maximum(c.sum(1, keepdims=True), 1) for k, c in counts.items()}
-        self.groups = merge_groups(
-            self.owner, agreement(fractions, sizes), self.opts.merge_threshold
-        )
+        score = self._merge_score(fractions, sizes)
+        candidates = mutual_preference(score, self.owner) if self.opts.mutual_preference else score
+        self.groups = merge_groups(self.owner, candidates, self.opts.merge_threshold)
         self.nodes = len(self.groups)
-        self.mapping = np.zeros((self.nodes, len(self.labels)), dtype=bool)
+        self.mapping = extra_links(self.groups, self.owner, score, self.opts.extra_link_threshold)
         graph = self._head(model).graph
         graph.adjacency_logits.zero_()
-        for r, group in enumerate(self.groups):
-            self.mapping[r, group] = True
-            graph.adjacency_logits[r, group] = self.opts.init_adjacency_logit
+        graph.adjacency_logits[: self.nodes] = torch.from_numpy(
+            self.mapping * self.opts.init_adjacency_logit
+        ).to(graph.adjacency_logits)
         self.active = np.ones(self.nodes, dtype=bool)
         self._update_classes()
+
+    def _merge_score(
+        self, fractions: dict[tuple[int, int], np.ndarray], sizes: list[int]
+    ) -> np.ndarray:
+        """``text_weight`` x description similarity + ``visual_weight`` x stage-1 agreement."""
+        score = self.opts.visual_weight * agreement(fractions, sizes)
+        if self.opts.text_weight:
+            text = F.normalize(self.text, dim=1)
+            score = score + self.opts.text_weight * (text @ text.t()).double().numpy()
+        score[self.owner[:, None] == self.owner[None, :]] = 0.0
+        return score
 
     @torch.no_grad()
     def _refresh(self, model: Segmentor, step: int) -> None:
@@ -397,6 +427,25 @@ class AutoUniSeg(Method):
                 self.opts.zero_shot_encoder, self.opts.zero_shot_encoder_path
             )
         return self._encoder
+
+
+def extra_links(
+    groups: list[list[int]], owner: np.ndarray, score: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Boolean ``[len(groups), L]`` mapping: each group's labels, plus per dataset the group has
+    no label in, that dataset's label of highest mean ``score`` with the group's labels where
+    it reaches ``threshold`` (a label may so gain several nodes: many-to-one)."""
+    mapping = np.zeros((len(groups), len(owner)), dtype=bool)
+    for r, group in enumerate(groups):
+        mapping[r, group] = True
+        for d in np.unique(owner):
+            cols = np.flatnonzero(owner == d)
+            if mapping[r, cols].any():
+                continue
+            mean = score[np.ix_(group, cols)].mean(axis=0)
+            if mean.max() >= threshold:
+                mapping[r, cols[mean.argmax()]] = True
+    return mapping
 
 
 def label_features(key: str, classes: list[str], text: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -6,6 +6,11 @@ Two labels of different datasets are *mergeable* when both directions agree (the
 two fractions is at least a threshold). Which mergeable pairs to merge is an integer program:
 choose pairs of maximum total agreement such that the merged groups are cliques (transitivity)
 and never hold two labels of one dataset. N = number of labels - number of merges.
+
+Departure (documented in :mod:`mdseg.methods.autouniseg`): the score the program maximises may
+add the text similarity of the label descriptions (the GNN's own input) to the visual
+agreement, and :func:`mutual_preference` keeps only pairs where each label is the other's best
+match in the other dataset, which drops cross-domain noise and keeps the program small.
 """
 
 from __future__ import annotations
@@ -33,6 +38,25 @@ def agreement(fractions: dict[tuple[int, int], np.ndarray], sizes: list[int]) ->
         block = np.minimum(frac, back.T)
         agree[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]] = block
     return np.maximum(agree, agree.T)
+
+
+def mutual_preference(score: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """``score`` with every pair zeroed but mutual best matches across two datasets.
+
+    ``(a, b)`` of datasets i != j survives when b has the highest score with a among dataset j's
+    labels and a the highest with b among dataset i's labels.
+    """
+    datasets = np.unique(owner)
+    best = np.zeros((len(owner), int(datasets.max()) + 1), dtype=int)
+    for d in datasets:
+        cols = np.flatnonzero(owner == d)
+        best[:, d] = cols[score[:, cols].argmax(axis=1)]
+    keep = np.zeros(score.shape, dtype=bool)
+    for a in range(len(owner)):
+        for d in datasets:
+            if d != owner[a] and best[best[a, d], owner[a]] == a:
+                keep[a, best[a, d]] = True
+    return np.where(keep & keep.T, score, 0.0)
 
 
 def merge_groups(owner: np.ndarray, agree: np.ndarray, threshold: float) -> list[list[int]]:
