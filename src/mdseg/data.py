@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,24 @@ class SplitDataset(torch.utils.data.Dataset):
             )
         img = (torch.from_numpy(image).permute(2, 0, 1) - MEAN) / STD
         return img, torch.from_numpy(label)
+
+
+def same_size_batches(
+    data: SplitDataset, batch_size: int = 8, indices: Iterable[int] | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Items of ``data`` (all, or ``indices``) read in order and stacked while their size agrees
+    (real datasets mix image sizes); for evaluation and statistics passes."""
+    images: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for i in range(len(data)) if indices is None else indices:
+        image, label = data[i]
+        if images and (len(images) == batch_size or label.shape != labels[0].shape):
+            yield torch.stack(images), torch.stack(labels)
+            images, labels = [], []
+        images.append(image)
+        labels.append(label)
+    if images:
+        yield torch.stack(images), torch.stack(labels)
 
 
 @dataclass(frozen=True)

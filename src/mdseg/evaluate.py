@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mdseg.data import SplitDataset
+from mdseg.data import SplitDataset, same_size_batches
 from mdseg.datasets.classnames import load_aliases
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.methods import Method
@@ -156,23 +156,6 @@ def _scores(
     }
 
 
-def _same_size_batches(
-    data: SplitDataset, batch_size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Consecutive items stacked while their size agrees (real datasets mix sizes)."""
-    images: list[torch.Tensor] = []
-    labels: list[torch.Tensor] = []
-    for i in range(len(data)):
-        image, label = data[i]
-        if images and (len(images) == batch_size or label.shape != labels[0].shape):
-            yield torch.stack(images), torch.stack(labels)
-            images, labels = [], []
-        images.append(image)
-        labels.append(label)
-    if images:
-        yield torch.stack(images), torch.stack(labels)
-
-
 def _accumulate(
     method: Method,
     model: Segmentor,
@@ -186,7 +169,7 @@ def _accumulate(
 ) -> None:
     """Add every image's confusion (all ground-truth classes) to ``fulls``, per mapping."""
     with torch.inference_mode(), tqdm(total=len(data), desc=desc, unit="img") as bar:
-        for images, labels in _same_size_batches(data, batch_size):
+        for images, labels in same_size_batches(data, batch_size):
             images = images.to(device)
             if resize_height and images.shape[-2] != resize_height:
                 width = round(images.shape[-1] * resize_height / images.shape[-2])

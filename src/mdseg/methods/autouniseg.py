@@ -41,7 +41,6 @@ descriptions of the labels each node stands for and of the target's classes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,19 +50,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdseg.data import SplitDataset, same_size_batches
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.methods.base import METHODS, Matches, Method, TrainRun
 from mdseg.methods.multi_head import own_head_loss
 from mdseg.models.heads import DatasetHeads, DatasetLogits, UniSegHead
 from mdseg.models.segmentor import Segmentor
-from mdseg.taxonomy.draw import draw_taxonomy
 from mdseg.taxonomy.gnn import LabelGraph, orthogonality_loss
 from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference
 from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix, zero_shot_many_to_one
 from mdseg.taxonomy.uot import boolean_mapping
 
 if TYPE_CHECKING:
-    from mdseg.data import SplitDataset
     from mdseg.labels.encoders import TextEncoder
 
 MULTI, UNIFIED, DATASETS = "multi", "unified", "datasets"
@@ -254,7 +252,7 @@ class AutoUniSeg(Method):
         model.eval()
         for i, key in enumerate(self.datasets):
             data = _holdout_or_train(run, key)
-            for images, labels in _batches(data):
+            for images, labels in same_size_batches(data):
                 logits = model(images.to(run.device), head=MULTI).cpu()
                 valid = labels != IGNORE_ID
                 gt = labels[valid]
@@ -360,6 +358,8 @@ class AutoUniSeg(Method):
         taxonomy = self.taxonomy()
         json_path = Path(out_dir) / "taxonomy.json"
         write_json(json_path, taxonomy)
+        from mdseg.taxonomy.draw import draw_taxonomy  # matplotlib only where a run ends
+
         return [json_path, draw_taxonomy(taxonomy, Path(out_dir) / "taxonomy.png")]
 
     def target_matches(
@@ -388,8 +388,6 @@ class AutoUniSeg(Method):
             return {"boolean_mapping": {c: js for c, js in matches.items() if js}}
         fit_data, fit_name = data, "iou_fit_on_evaluated_split"
         if HOLDOUT in data.manifest["splits"]:
-            from mdseg.data import SplitDataset
-
             fit_data, fit_name = SplitDataset(data.dir, HOLDOUT), "iou_fit_on_holdout"
         fitted = fit_many_to_one(iou_matrix(self._confusion(model, fit_data, device)))
         return {fit_name: fitted, "zero_shot": self._zero_shot(dataset_key, data.classes)}
@@ -399,7 +397,7 @@ class AutoUniSeg(Method):
         """Pixel counts ``[active nodes, target classes]`` of argmax node vs ground truth."""
         n, c = len(self.classes), len(data.classes)
         counts = torch.zeros(n * c, dtype=torch.long)
-        for images, labels in _batches(data):
+        for images, labels in same_size_batches(data):
             pred = self.scores(model, images.to(device)).argmax(1).cpu()
             valid = labels != IGNORE_ID
             counts += torch.bincount(pred[valid] * c + labels[valid], minlength=n * c)
@@ -495,16 +493,3 @@ def _holdout_or_train(run: TrainRun, key: str) -> SplitDataset:
     if HOLDOUT in manifest["splits"]:
         return SplitDataset(directory, HOLDOUT)
     return run.splits[key]
-
-
-def _batches(data: SplitDataset, size: int = 8) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Consecutive items of a split stacked while their image size agrees."""
-    items: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for i in range(len(data)):
-        item = data[i]
-        if items and (len(items) == size or item[1].shape != items[0][1].shape):
-            yield torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
-            items = []
-        items.append(item)
-    if items:
-        yield torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])

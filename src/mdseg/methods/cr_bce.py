@@ -23,7 +23,6 @@ method state, so a resumed run switches at the same step to the same relations.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdseg.data import SplitDataset
+from mdseg.data import SplitDataset, same_size_batches
 from mdseg.io import IGNORE_ID, atomic_path
 from mdseg.label_space import lookup_table, normalise, union_by_name
 from mdseg.methods.base import METHODS, Method, TrainRun
@@ -103,7 +102,7 @@ def class_similarities(
         sums = torch.zeros(k, union_size, dtype=torch.float64, device=device)
         counts = torch.zeros(k, dtype=torch.float64, device=device)
         picks = np.unique(np.linspace(0, len(data) - 1, min(len(data), max_images)).round())
-        for images, labels in _same_size_batches(data, [int(i) for i in picks], batch_size):
+        for images, labels in same_size_batches(data, batch_size, [int(i) for i in picks]):
             acts = torch.sigmoid(model(images.to(device), head="main")).permute(0, 2, 3, 1)
             labels = labels.to(device).flatten()
             valid = labels != IGNORE_ID
@@ -114,23 +113,6 @@ def class_similarities(
         result.append(mean)
     model.train(was_training)
     return result
-
-
-def _same_size_batches(
-    data: SplitDataset, indices: list[int], batch_size: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Items ``indices`` of ``data``, read one at a time and stacked while their size agrees."""
-    images: list[torch.Tensor] = []
-    labels: list[torch.Tensor] = []
-    for i in indices:
-        image, label = data[i]
-        if images and (len(images) == batch_size or label.shape != labels[0].shape):
-            yield torch.stack(images), torch.stack(labels)
-            images, labels = [], []
-        images.append(image)
-        labels.append(label)
-    if images:
-        yield torch.stack(images), torch.stack(labels)
 
 
 @METHODS.register("cr_bce")

@@ -14,7 +14,6 @@ import warnings
 
 import torch
 from torch import nn
-from torch_geometric.nn import SAGEConv
 
 
 def block_softmax(logits: torch.Tensor, owner: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -55,6 +54,9 @@ class LabelGraph(nn.Module):
         self.unified_input = nn.Parameter(torch.randn(capacity, dim) * scale)
         self.adjacency_logits = nn.Parameter(torch.zeros(capacity, n_labels))
         self.inp = nn.Linear(dim, hidden)
+        # imported here: torch_geometric adds about a second to every process that imports mdseg
+        from torch_geometric.nn import SAGEConv
+
         self.convs = nn.ModuleList(SAGEConv(hidden, hidden, aggr="sum") for _ in range(layers))
         self.out = nn.Linear(hidden, out_dim)
 

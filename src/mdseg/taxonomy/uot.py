@@ -14,11 +14,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import ot
 
 
 def block_plan(adjacency: np.ndarray, reg: float = 0.01, reg_m: float = 5.0) -> np.ndarray:
     """Unbalanced transport plan ``[N, |L_i|]`` of one dataset block (uniform marginals)."""
+    import ot  # imported on use: POT pulls in scikit-learn, about a second at every start
+
     n, m = adjacency.shape
     cost = 1.0 - adjacency.astype(np.float64)
     with warnings.catch_warnings():  # POT warns when the stabilised scaling hits numItermax
