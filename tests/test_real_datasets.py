@@ -46,7 +46,6 @@ def test_registry_covers_every_dataset_with_its_class_list():
         ("kitti", [7, 24, 25, 31, 3, 21], [0, 11, 12, 16, 255, 8]),
         ("bdd", [0, 18, 255, 5], [0, 18, 255, 5]),
         ("mapillary", [0, 64, 65, 13], [0, 64, 255, 13]),
-        ("sunrgbd", [0, 36, 255, 4], [0, 36, 255, 4]),
         ("ade20k", [0, 1, 150, 13], [255, 0, 149, 12]),
         ("scannet", [0, 1, 14, 39, 40, 13], [255, 0, 12, 19, 255, 255]),
     ],
@@ -54,6 +53,88 @@ def test_registry_covers_every_dataset_with_its_class_list():
 def test_id_images(tmp_path, key, raw, expected):
     label = png(tmp_path / "l.png", np.array([raw], dtype=np.uint8))
     assert convert(key, label).tolist() == [expected]
+
+
+@pytest.mark.parametrize(
+    ("layout", "raw", "expected", "bad"),
+    [
+        ("semseg-label37", [0, 36, 255, 4], [0, 36, 255, 4], 37),
+        ("SUNRGBD-train_images", [0, 1, 37, 5], [255, 0, 36, 4], 38),
+    ],
+)
+def test_sunrgbd_lookup_table_follows_the_layout(tmp_path, layout, raw, expected, bad):
+    label = png(tmp_path / "l.png", np.array([raw], dtype=np.uint8))
+    assert convert("sunrgbd", label, (layout,)).tolist() == [expected]
+    with pytest.raises(UnknownLabels) as err:
+        convert("sunrgbd", png(tmp_path / "b.png", np.array([[bad, 1]], np.uint8)), (layout,))
+    assert err.value.values == [bad]
+
+
+def make_sunrgbd_handa(root: Path, n_test: int, n_train: int) -> None:
+    """Handa's three archives extracted; label i holds [0, 1, 37, i] (its number last)."""
+    for split, n in (("test", n_test), ("train", n_train)):
+        for k in range(1, n + 1):
+            image = root / f"SUNRGBD-{split}_images" / f"img-{k:06d}.jpg"
+            png(image, np.zeros((1, 4, 3), np.uint8))
+    for i in range(1, n_test + n_train + 1):
+        label = root / "labels" / f"img-{i:06d}.png"
+        png(label, np.array([[0, 1, 37, i]], np.uint8))
+
+
+def test_prepare_sunrgbd_handa_layout(tmp_path):
+    src = tmp_path / "dl"
+    make_sunrgbd_handa(src, n_test=3, n_train=4)
+    out = tmp_path / "sunrgbd"
+    args = ["prepare", "sunrgbd", "--source", str(src), "--out", str(out)]
+    assert main(args) == 1
+    assert main([*args, "--allow-incomplete"]) == 0
+    manifest = read_manifest(out / "manifest.json")
+    assert {s: v["count"] for s, v in manifest["splits"].items()} == {
+        "train": 3,
+        "holdout": 1,
+        "val": 3,
+    }
+    val = read_split_list(out / "val.lst")
+    train = read_split_list(out / "train.lst") + read_split_list(out / "holdout.lst")
+    for pairs, folder, first in (
+        (val, "SUNRGBD-test_images", 1),
+        (train, "SUNRGBD-train_images", 4),
+    ):
+        assert len(pairs) == len({image for image, _ in pairs})
+        for image, label in pairs:
+            assert image.parent.resolve() == (src / folder).resolve() and image.is_file()
+            k = int(image.stem.removeprefix("img-"))
+            assert label.stem == image.stem  # output named after the image
+            # label number first + k - 1 becomes id first + k - 2
+            assert np.asarray(Image.open(label)).tolist() == [[255, 0, 36, first + k - 2]]
+
+
+def test_sunrgbd_handa_labels_must_match_the_images(tmp_path):
+    src = tmp_path / "dl"
+    make_sunrgbd_handa(src, n_test=2, n_train=2)
+    (src / "labels/img-000004.png").unlink()
+    splits = {"train": "train", "val": "test"}
+    with pytest.raises(
+        ValueError,
+        match=r"3 labels in .*labels, expected img-000001.png "
+        r"\.\.\. img-000004.png for 2 images in .*test_images; 2 images in",
+    ):
+        CONVERTERS["sunrgbd"].items(src, splits)
+
+
+def test_prepare_sunrgbd_mseg_layout(tmp_path):
+    src = tmp_path / "mseg" / "sunrgbd"
+    for split in ("train", "test"):
+        png(src / "semseg-label37" / split / "00000002.png", np.array([[0, 36, 255]], np.uint8))
+        png(src / "image" / split / "img-000002.jpg", np.zeros((1, 3, 3), np.uint8))
+    out = tmp_path / "out"
+    args = ["prepare", "sunrgbd", "--source", str(tmp_path / "mseg"), "--out", str(out)]
+    assert main([*args, "--allow-incomplete"]) == 0
+    ((image, label),) = read_split_list(out / "val.lst")
+    assert image.resolve() == (src / "image/test/img-000002.jpg").resolve()
+    assert np.asarray(Image.open(label)).tolist() == [[0, 36, 255]]
+    with pytest.raises(FileNotFoundError, match=r"semseg-label37.*SUNRGBD-train_images"):
+        CONVERTERS["sunrgbd"].items(tmp_path / "out", {"val": "test"})
 
 
 def test_voc_palette_png_keeps_border_ignored(tmp_path):

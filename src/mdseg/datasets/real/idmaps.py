@@ -1,7 +1,8 @@
 """Datasets whose labels are single-channel id images: one lookup table each, plus a layout.
 
 Cityscapes and KITTI (label ids -> 19 train ids), BDD100K (train ids already), Mapillary Vistas
-v1.2 (65 classes, 65 = unlabeled), SUN RGB-D (37, 255 = unlabeled), ADE20K (150, 0 = other),
+v1.2 (65 classes, 65 = unlabeled), SUN RGB-D (37 classes; A. Handa's 1-37 with 0 = unlabelled, or
+MSeg's 0-36 with 255 = unlabeled, whichever layout was extracted), ADE20K (150, 0 = other),
 ScanNet (NYU40 -> the 20 benchmark classes) and PASCAL VOC 2012 (palette indices, 255 = border).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,31 @@ class IdMapConverter:
         return apply_lut(read_label(item.label), self.lut)
 
 
+@dataclass(frozen=True)
+class DetectedLayout:
+    """One dataset shipped in several layouts, each with its own converter.
+
+    ``variants`` maps a marker (a path ``locate`` finds) to the converter of the layout it marks;
+    the first marker found under the source decides, and each item carries its marker.
+    """
+
+    variants: Mapping[str, IdMapConverter]
+
+    def items(self, root: Path, splits: Mapping[str, str]) -> list[Item]:
+        for marker, converter in self.variants.items():
+            try:
+                locate(root, marker)
+            except FileNotFoundError:
+                continue
+            return [replace(it, meta=(marker,)) for it in converter.items(root, splits)]
+        raise FileNotFoundError(
+            f"{root}: none of {list(self.variants)} here or one or two levels below"
+        )
+
+    def convert(self, item: Item) -> np.ndarray:
+        return self.variants[item.meta[0]].convert(item)
+
+
 # Cityscapes label id -> train id (the 19 evaluated classes); ids 0-33 are defined, the rest void
 CITYSCAPES_TRAIN_IDS = {
     7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
@@ -52,6 +78,7 @@ MAPILLARY_LUT = build_lut({i: i for i in range(65)}, known=[65])
 # semseg-label37 PNGs are already 0-based (0 = wall, 1 = floor; checked against a real image),
 # 255 = unlabeled; A. Handa's original 1-37 numbering is shifted down by that relayout
 SUNRGBD_LUT = build_lut({i: i for i in range(37)}, known=[IGNORE_ID])
+SUNRGBD_HANDA_LUT = build_lut({k: k - 1 for k in range(1, 38)}, known=[0])
 ADE20K_LUT = build_lut({k: k - 1 for k in range(1, 151)}, known=[0])
 VOC_LUT = build_lut({i: i for i in range(21)}, known=[IGNORE_ID])
 # NYU40 ids of the 20 ScanNet benchmark classes, in scannet.txt order
@@ -115,7 +142,7 @@ def mapillary_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
 
 
 def sunrgbd_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
-    """``semseg-label37/<split>/NNNNNNNN.png`` beside ``image/<split>/img-NNNNNN.jpg``."""
+    """MSeg relayout: ``semseg-label37/<split>/NNNNNNNN.png`` beside ``image/<split>/img-*.jpg``."""
     labels = locate(root, "semseg-label37")
     images = labels.parent / "image"
     return [
@@ -126,6 +153,35 @@ def sunrgbd_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
             (labels / official).glob("*.png"),
             lambda p, s=official: images / s / f"img-{int(p.stem):06d}.jpg",
         )
+    ]
+
+
+def sunrgbd_handa_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """A. Handa's archives: ``SUNRGBD-<split>_images/img-NNNNNN.jpg`` plus one folder of labels.
+
+    The labels ``img-000001.png`` ... number the test set first (1-5050), then the training set
+    (5051-10335): test image k (in name order) has label k, training image k has label
+    (number of test images) + k, which is 5050 + k in a complete download. Labels and images must
+    match one to one, or this stops naming the folders and counts.
+    """
+    label_dir = locate(root, "img-*.png").parent
+    images = {
+        s: sorted(locate(root, f"SUNRGBD-{s}_images/img-*.jpg").parent.glob("img-*.jpg"))
+        for s in ("test", "train")
+    }
+    total = len(images["test"]) + len(images["train"])
+    labels = {p.name for p in label_dir.glob("img-*.png")}
+    if labels != {f"img-{i:06d}.png" for i in range(1, total + 1)}:
+        folders = "; ".join(f"{len(v)} images in {v[0].parent}" for v in images.values())
+        raise ValueError(
+            f"SUN RGB-D labels do not pair with the images: {len(labels)} labels in {label_dir}, "
+            f"expected img-000001.png ... img-{total:06d}.png for {folders}"
+        )
+    first = {"test": 1, "train": 1 + len(images["test"])}
+    return [
+        Item(ours, image.stem, image, label_dir / f"img-{first[official] + k:06d}.png")
+        for ours, official in splits.items()
+        for k, image in enumerate(images[official])
     ]
 
 
@@ -173,12 +229,17 @@ def scannet_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
     return items
 
 
-ID_CONVERTERS: dict[str, IdMapConverter] = {
+ID_CONVERTERS: dict[str, IdMapConverter | DetectedLayout] = {
     "cityscapes": IdMapConverter(cityscapes_layout, CITYSCAPES_LUT),
     "kitti": IdMapConverter(kitti_layout, CITYSCAPES_LUT),
     "bdd": IdMapConverter(bdd_layout, BDD_LUT),
     "mapillary": IdMapConverter(mapillary_layout, MAPILLARY_LUT),
-    "sunrgbd": IdMapConverter(sunrgbd_layout, SUNRGBD_LUT),
+    "sunrgbd": DetectedLayout(
+        {
+            "semseg-label37": IdMapConverter(sunrgbd_layout, SUNRGBD_LUT),
+            "SUNRGBD-train_images": IdMapConverter(sunrgbd_handa_layout, SUNRGBD_HANDA_LUT),
+        }
+    ),
     "ade20k": IdMapConverter(ade20k_layout, ADE20K_LUT),
     "scannet": IdMapConverter(scannet_layout, SCANNET_LUT),
     "voc": IdMapConverter(voc_layout, VOC_LUT),

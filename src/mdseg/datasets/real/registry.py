@@ -126,13 +126,20 @@ REAL_DATASETS: dict[str, RealDataset] = {
                 ),
             ),
             splits={"train": Split("train", 5285), "val": Split("test", 5050)},
-            label_format="semseg-label37/<split>/*.png: ids 0-36, 255 = unlabeled (MSeg layout)",
+            label_format=(
+                "A. Handa's archives: img-NNNNNN.png, 0 = unlabelled, 1-37 = classes, labels "
+                "1-5050 the test set's, 5051-10335 the training set's; or the MSeg relayout "
+                "semseg-label37/<split>/*.png: ids 0-36, 255 = unlabeled"
+            ),
             converter="sunrgbd",
             homepage="https://rgbd.cs.princeton.edu",
             licence="SUN RGB-D: research use; cite the four source datasets",
             notes=(
                 "the official test split serves as val (SUN RGB-D has no separate val)",
-                "prepare expects the image/ + semseg-label37/ layout of the MSeg relayout",
+                "prepare reads either layout, whichever the source holds (semseg-label37/ means "
+                "MSeg's, SUNRGBD-train_images/ Handa's, the one downloaded here)",
+                "Handa's labels: 0 -> ignore, k -> k - 1; test image k pairs with label k, "
+                "training image k with label 5050 + k (images in name order)",
             ),
         ),
         RealDataset(
