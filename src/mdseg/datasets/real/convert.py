@@ -1,9 +1,11 @@
 """The pieces every label converter shares: items, lookup-table remapping, PNG I/O, the pool.
 
 A converter lists ``Item``s (one labelled image each) from an extracted download and turns one
-item's native label into canonical ids (uint8, 255 = ignore). Remapping is one numpy lookup
-table index per map; entries the dataset's definition does not know hold ``UNKNOWN`` so a
-single comparison finds stray values, which stop the conversion with the values and files.
+item's native label into canonical ids (uint8, 255 = ignore). Remapping is one lookup-table pass
+per map (OpenCV's ``LUT`` for 8-bit maps); entries the dataset's definition does not know hold
+``UNKNOWN`` so a single comparison finds stray values, which stop the conversion with the values
+and files. Outputs are written by OpenCV's PNG encoder with the "up" filter and run-length
+strategy: on 2048x1024 label maps about 3x faster than Pillow at zlib level 1, and smaller.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -22,7 +25,12 @@ from tqdm import tqdm
 from mdseg.io import IGNORE_ID
 
 UNKNOWN = 254  # never a canonical id (the largest label space has 150 classes)
-PNG_LEVEL = 1  # zlib level 1: ~3x faster to write than the default 6, a few % larger on label maps
+# label maps are runs of equal values: no per-row filter search, "up" filter, RLE deflate
+PNG_PARAMS = [
+    cv2.IMWRITE_PNG_COMPRESSION, 1,
+    cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
+    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,8 @@ def apply_lut(raw: np.ndarray, lut: np.ndarray) -> np.ndarray:
     elif raw.dtype != np.uint8 and raw.size and (raw.min() < 0 or raw.max() >= len(lut)):
         outside = raw[(raw < 0) | (raw >= len(lut))]
         raise UnknownLabels(int(v) for v in np.unique(outside))
-    out = np.take(lut, raw)  # faster than lut[raw] for uint8 maps
+    fast = raw.dtype == np.uint8 and raw.ndim == 2 and len(lut) == 256
+    out = cv2.LUT(raw, lut) if fast else np.take(lut, raw)
     if (out == UNKNOWN).any():
         raise UnknownLabels(int(v) for v in np.unique(raw[out == UNKNOWN]))
     return out
@@ -83,10 +92,18 @@ def read_label(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
+def encode_label(label: np.ndarray) -> bytes:
+    """Canonical ids as the bytes of an 8-bit greyscale PNG."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(label, np.uint8), PNG_PARAMS)
+    if not ok:
+        raise ValueError(f"PNG encoding failed for a {label.shape} {label.dtype} label map")
+    return data.tobytes()
+
+
 def write_label(path: Path, label: np.ndarray) -> None:
     """Write canonical ids as an 8-bit greyscale PNG, through a temporary name."""
     tmp = path.with_name(f".{path.name}.part")
-    Image.fromarray(label, "L").save(tmp, format="PNG", compress_level=PNG_LEVEL)
+    tmp.write_bytes(encode_label(label))
     os.replace(tmp, path)
 
 
