@@ -233,3 +233,15 @@ def test_variants_are_separate_rows_and_feed_table3(tmp_path):
     # the cityscapes head's all-class mIoU; kitti is the only unseen set evaluated here
     assert row.loc[("cityscapes", "multi_head", "unseen_mean"), "ours"] == 20.0
     assert np.isnan(row.loc[("mapillary", "multi_head", "unseen_mean"), "ours"])
+
+
+def test_uniseg_table4_reads_the_configured_backbone(results, tmp_path):
+    ref = load_reference("uniseg_table4")
+    cfg = {**CFG, "tables": {**CFG["tables"], "uniseg_table4_backbone": "hrnet_w18_small_v2"}}
+    table = fill_ours("uniseg_table4", ref, Context(results, cfg, tmp_path))
+    row = table.set_index(["method", "metric"])
+    assert row.loc[("multi_ce", "class_miou"), "ours"] == 30.0  # the W18 run on wilddash2
+    assert np.isnan(row.loc[("multi_ce", "negative_miou"), "ours"])
+    # without the setting, the paper's HRNet-W48 rows look for W48 runs (none here)
+    plain = fill_ours("uniseg_table4", ref, Context(results, CFG, tmp_path))
+    assert plain.ours.isna().all()

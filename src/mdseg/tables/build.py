@@ -89,10 +89,11 @@ def _uniseg_leave_one_out(row: pd.Series, res: Results, _: dict[str, Any]) -> Lo
 
 
 @builder("uniseg_table4", None)
-def _uniseg_wilddash2(row: pd.Series, res: Results, _: dict[str, Any]) -> Lookup:
+def _uniseg_wilddash2(row: pd.Series, res: Results, cfg: dict[str, Any]) -> Lookup:
     if row.metric != "class_miou":  # negative-class mIoU and meta average need the WD2 server
         return np.nan, ""
-    return res.miou(row.method, row.backbone, frozenset(UNISEG_TRAIN), "wilddash2")
+    backbone = cfg["tables"].get("uniseg_table4_backbone", row.backbone)
+    return res.miou(row.method, backbone, frozenset(UNISEG_TRAIN), "wilddash2")
 
 
 @builder("uniseg_tableA2", "dataset")
