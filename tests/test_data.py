@@ -61,13 +61,15 @@ def test_balanced_needs_divisible_batch(tiny_datasets):
 def test_evaluation_batches_split_on_size_change(tiny_datasets, tmp_path):
     from conftest import make_dataset
 
-    from mdseg.evaluate import _same_size_batches
+    from mdseg.data import same_size_batches
 
     data = SplitDataset(tiny_datasets["cityscapes"], "val")
-    sizes = [len(labels) for _, labels in _same_size_batches(data, 3)]
+    sizes = [len(labels) for _, labels in same_size_batches(data, 3)]
     assert sizes == [3, 1]
+    picked = [labels for _, labels in same_size_batches(data, 8, [3, 0])]
+    assert len(picked) == 1 and torch.equal(picked[0][0], data[3][1])
     mixed = SplitDataset(make_dataset(tmp_path / "m", "mixed", ["a", "b"], n=2, size=16), "val")
     mixed.pairs = [data.pairs[0], mixed.pairs[0], data.pairs[1]]
     mixed.classes = data.classes
-    shapes = [tuple(labels.shape) for _, labels in _same_size_batches(mixed, 8)]
+    shapes = [tuple(labels.shape) for _, labels in same_size_batches(mixed, 8)]
     assert shapes == [(1, 32, 32), (1, 16, 16), (1, 32, 32)]
