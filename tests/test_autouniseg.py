@@ -197,18 +197,13 @@ def _write_features(path: Path, classes: dict[str, list[str]]) -> Path:
     return path
 
 
-def test_autouniseg_trains_end_to_end(tiny_datasets: dict[str, Path], tmp_path: Path) -> None:
-    from conftest import make_dataset
-
-    from mdseg.data import SplitDataset
-    from mdseg.evaluate import evaluate_dataset
-
-    classes = {k: SplitDataset(d, "train").classes for k, d in tiny_datasets.items()}
-    experiment = {
+def _experiment(train_keys: list[str]) -> dict:
+    """A 12-step autouniseg run: stages of 4 steps, GNN/segmentation alternating every step."""
+    return {
         "id": "autouniseg-hrnet_w18_small_v2-C+M",
         "method": "autouniseg",
         "backbone": "hrnet_w18_small_v2",
-        "train": list(tiny_datasets),
+        "train": train_keys,
         "method_options": {"alternate_every": 1 / 12, "hidden_dim": 8, "embed_dim": 8},
         "training": {
             "iterations": 12,
@@ -229,6 +224,16 @@ def test_autouniseg_trains_end_to_end(tiny_datasets: dict[str, Path], tmp_path: 
             "threads": 1,
         },
     }
+
+
+def test_autouniseg_trains_end_to_end(tiny_datasets: dict[str, Path], tmp_path: Path) -> None:
+    from conftest import make_dataset
+
+    from mdseg.data import SplitDataset
+    from mdseg.evaluate import evaluate_dataset
+
+    classes = {k: SplitDataset(d, "train").classes for k, d in tiny_datasets.items()}
+    experiment = _experiment(list(tiny_datasets))
     features = _write_features(tmp_path / "features.pt", classes)
     out = tmp_path / "model"
     model_path = train(experiment, tiny_datasets, out, text_features=features)
@@ -256,3 +261,40 @@ def test_autouniseg_trains_end_to_end(tiny_datasets: dict[str, Path], tmp_path: 
     result = evaluate_dataset(method, model, SplitDataset(unseen, "val"), {}, torch.device("cpu"))
     assert result["mapping"] == "iou_fit_on_evaluated_split"  # the tiny set has no holdout
     assert "zero_shot" in result["variants"]
+
+
+def test_autouniseg_resumes_mid_stage_two_like_an_uninterrupted_run(
+    tiny_datasets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped by SIGUSR1 in stage 2 (after merging, between GNN and segmentation phases) and
+    resumed, the run ends with the same weights and taxonomy as an uninterrupted one."""
+    import os
+    import signal
+
+    from mdseg.data import SplitDataset
+    from mdseg.methods.autouniseg import AutoUniSeg
+
+    classes = {k: SplitDataset(d, "train").classes for k, d in tiny_datasets.items()}
+    features = _write_features(tmp_path / "features.pt", classes)
+    experiment = _experiment(list(tiny_datasets))
+    whole = train(experiment, tiny_datasets, tmp_path / "whole", text_features=features)
+
+    original = AutoUniSeg.before_step
+
+    def stop_at_six(self, step, model, run):
+        original(self, step, model, run)
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    monkeypatch.setattr(AutoUniSeg, "before_step", stop_at_six)
+    with pytest.raises(SystemExit):
+        train(experiment, tiny_datasets, tmp_path / "resumed", text_features=features)
+    monkeypatch.setattr(AutoUniSeg, "before_step", original)
+    resumed = train(experiment, tiny_datasets, tmp_path / "resumed", text_features=features)
+
+    a = torch.load(whole, weights_only=False)
+    b = torch.load(resumed, weights_only=False)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    taxonomy = (tmp_path / "whole" / "taxonomy.json").read_text()
+    assert (tmp_path / "resumed" / "taxonomy.json").read_text() == taxonomy
