@@ -77,19 +77,28 @@ def load_text_features(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
     return {k: stored[k]["features"] for k in keys}
 
 
+def method_text_features(
+    experiment: dict[str, Any], path: Path | None
+) -> dict[str, torch.Tensor] | None:
+    """The training datasets' text features if the experiment's method reads them, else None."""
+    cls = METHODS[experiment["method"]]
+    if not cls.needs_text_features:
+        return None
+    if path is None:
+        raise ValueError(f"{experiment['id']}: method {cls.name!r} needs text features")
+    return load_text_features(path, experiment["train"])
+
+
 def build_method(
     experiment: dict[str, Any],
     dataset_classes: dict[str, list[str]],
-    text_features: Path | None = None,
+    text_features: dict[str, torch.Tensor] | None = None,
 ) -> Method:
     """The experiment's method over ``dataset_classes``, text features given where it reads them."""
-    cls = METHODS[experiment["method"]]
     options = dict(experiment.get("method_options", {}))
-    if cls.needs_text_features:
-        if text_features is None:
-            raise ValueError(f"{experiment['id']}: method {cls.name!r} needs text features")
-        options["text_features"] = load_text_features(text_features, list(dataset_classes))
-    return cls(dataset_classes, **options)
+    if text_features is not None:
+        options["text_features"] = text_features
+    return METHODS[experiment["method"]](dataset_classes, **options)
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -131,7 +140,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     splits = {k: SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]}
-    method = build_method(experiment, {k: s.classes for k, s in splits.items()}, text_features)
+    features = method_text_features(experiment, text_features)
+    method = build_method(experiment, {k: s.classes for k, s in splits.items()}, features)
     dtype = DTYPE.get(precision, torch.float32)
     model = build_model(method, experiment["backbone"], experiment.get("weights"))
     model = model.to(device, dtype)
@@ -249,7 +259,7 @@ def train(
                 raise SystemExit(f"stopped by a signal at step {step}; checkpoint saved")
 
     if ctx.is_main:
-        _write_model(experiment, method, model, log, step, out_dir, text_features)
+        _write_model(experiment, method, model, log, step, out_dir, features)
         ckpt_path.unlink(missing_ok=True)
     distributed.barrier(ctx)
     distributed.shutdown(ctx)
@@ -263,7 +273,7 @@ def _write_model(
     log: list[dict[str, float]],
     step: int,
     out_dir: Path,
-    text_features: Path | None,
+    text_features: dict[str, torch.Tensor] | None,
 ) -> Path:
     write_log(out_dir / "train_log.csv", log)
     model_path = out_dir / "model.pt"
@@ -275,11 +285,7 @@ def _write_model(
                 "classes": method.classes,
                 "dataset_classes": method.dataset_classes,
                 "method_state": method.state_dict(),
-                "text_features": (
-                    load_text_features(text_features, experiment["train"])
-                    if method.needs_text_features
-                    else None
-                ),
+                "text_features": text_features,
                 "backbone_init": model.backbone.init,
                 "state_dict": model.state_dict(),
             },
@@ -311,10 +317,7 @@ def load_model(path: Path, device: str = "cpu") -> tuple[Method, Segmentor, dict
     """Rebuild the method and network saved by :func:`train`, weights included."""
     state = torch.load(path, map_location=device, weights_only=False)
     exp = state["experiment"]
-    options = dict(exp.get("method_options", {}))
-    if state.get("text_features") is not None:
-        options["text_features"] = state["text_features"]
-    method = METHODS[state["method"]](state["dataset_classes"], **options)
+    method = build_method(exp, state["dataset_classes"], state.get("text_features"))
     method.load_state_dict(state["method_state"])
     model = build_model(method, exp["backbone"])
     model.load_state_dict(state["state_dict"])
