@@ -3,12 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from mdseg.io import write_json, write_split_list
+
+
+def tiny_experiment(
+    method: str, train: list[str], options: dict[str, Any] | None = None, **training: Any
+) -> dict[str, Any]:
+    """An experiment spec as ``mdseg train`` reads it: a few CPU steps on 32 px crops, with
+    ``training`` overriding the defaults below."""
+    codes = {"cityscapes": "C", "mapillary": "M"}
+    return {
+        "id": f"{method}-hrnet_w18_small_v2-{'+'.join(codes[k] for k in train)}",
+        "method": method,
+        "backbone": "hrnet_w18_small_v2",
+        "weights": None,
+        "train": train,
+        "method_options": options or {},
+        "evaluate": ["cityscapes"],
+        "training": {
+            "iterations": 4,
+            "batch_size": 2,
+            "crop_size": 32,
+            "scale_range": [1.0, 1.0],
+            "flip": False,
+            "optimizer": "adamw",
+            "lr": 0.001,
+            "weight_decay": 0.0,
+            "momentum": 0.9,
+            "warmup_iterations": 0,
+            "poly_power": 0.9,
+            "sampling": "balanced",
+            "checkpoint_every": 100,
+            "seed": 0,
+            "device": "cpu",
+            "threads": 1,
+            **training,
+        },
+    }
 
 
 def make_dataset(

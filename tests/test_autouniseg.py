@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_experiment
 
 from mdseg.methods import METHODS
 from mdseg.methods.autouniseg import Options, Schedule, extra_links
@@ -199,31 +200,8 @@ def _write_features(path: Path, classes: dict[str, list[str]]) -> Path:
 
 def _experiment(train_keys: list[str]) -> dict:
     """A 12-step autouniseg run: stages of 4 steps, GNN/segmentation alternating every step."""
-    return {
-        "id": "autouniseg-hrnet_w18_small_v2-C+M",
-        "method": "autouniseg",
-        "backbone": "hrnet_w18_small_v2",
-        "train": train_keys,
-        "method_options": {"alternate_every": 1 / 12, "hidden_dim": 8, "embed_dim": 8},
-        "training": {
-            "iterations": 12,
-            "batch_size": 2,
-            "crop_size": 32,
-            "scale_range": [1.0, 1.0],
-            "flip": False,
-            "optimizer": "adamw",
-            "lr": 0.005,
-            "weight_decay": 0.0,
-            "momentum": 0.9,
-            "warmup_iterations": 0,
-            "poly_power": 0.9,
-            "sampling": "balanced",
-            "checkpoint_every": 100,
-            "seed": 0,
-            "device": "cpu",
-            "threads": 1,
-        },
-    }
+    options = {"alternate_every": 1 / 12, "hidden_dim": 8, "embed_dim": 8}
+    return tiny_experiment("autouniseg", train_keys, options, iterations=12, lr=0.005)
 
 
 def test_autouniseg_trains_end_to_end(tiny_datasets: dict[str, Path], tmp_path: Path) -> None:

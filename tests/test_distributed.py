@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_dataset
+from conftest import make_dataset, tiny_experiment
 from PIL import Image
 from torch import nn
 
@@ -39,38 +39,18 @@ CLASSES = {
 
 
 def spec(path: Path) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "id": "multi_ce-hrnet_w18_small_v2-C+M",
-                "method": "multi_ce",
-                "backbone": "hrnet_w18_small_v2",
-                "weights": None,
-                "train": ["cityscapes", "mapillary"],
-                "method_options": {},
-                "evaluate": ["cityscapes"],
-                "training": {
-                    "iterations": 3,
-                    "batch_size": 4,
-                    "crop_size": 32,
-                    "scale_range": [1.0, 1.0],
-                    "flip": True,
-                    "optimizer": "sgd",
-                    "lr": 0.01,
-                    "weight_decay": 0.0001,
-                    "momentum": 0.9,
-                    "warmup_iterations": 0,
-                    "poly_power": 0.9,
-                    "sampling": "balanced",
-                    "checkpoint_every": 100,
-                    "seed": 0,
-                    "device": "cpu",
-                    "threads": 1,
-                    "precision": "fp64",
-                },
-            }
-        )
+    experiment = tiny_experiment(
+        "multi_ce",
+        list(CLASSES),
+        iterations=3,
+        batch_size=4,
+        flip=True,
+        optimizer="sgd",
+        lr=0.01,
+        weight_decay=0.0001,
+        precision="fp64",
     )
+    path.write_text(json.dumps(experiment))
     return path
 
 

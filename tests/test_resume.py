@@ -18,39 +18,24 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from conftest import tiny_experiment
 
 MDSEG = str(Path(sys.executable).parent / "mdseg")
 STEPS = 30
 
 
 def experiment(path: Path) -> Path:
-    spec = {
-        "id": "multi_ce-hrnet_w18_small_v2-C+M",
-        "method": "multi_ce",
-        "backbone": "hrnet_w18_small_v2",
-        "weights": None,
-        "train": ["cityscapes", "mapillary"],
-        "method_options": {},
-        "evaluate": ["cityscapes"],
-        "training": {
-            "iterations": STEPS,
-            "batch_size": 2,
-            "crop_size": 24,
-            "scale_range": [0.75, 1.25],
-            "flip": True,
-            "optimizer": "adamw",
-            "lr": 0.001,
-            "weight_decay": 0.0001,
-            "momentum": 0.9,
-            "warmup_iterations": 2,
-            "poly_power": 0.9,
-            "sampling": "balanced",
-            "checkpoint_every": 3,
-            "seed": 0,
-            "device": "cpu",
-            "threads": 1,
-        },
-    }
+    spec = tiny_experiment(
+        "multi_ce",
+        ["cityscapes", "mapillary"],
+        iterations=STEPS,
+        crop_size=24,
+        scale_range=[0.75, 1.25],
+        flip=True,
+        weight_decay=0.0001,
+        warmup_iterations=2,
+        checkpoint_every=3,
+    )
     path.write_text(json.dumps(spec))
     return path
 

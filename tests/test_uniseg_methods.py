@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_experiment
 from PIL import Image
 
 from mdseg.cli import main
@@ -131,34 +132,14 @@ def test_methods_reject_unknown_options():
 
 
 def experiment(iterations: int = 4, **training: object) -> dict:
-    return {
-        "id": "cr_bce-hrnet_w18_small_v2-C+M",
-        "method": "cr_bce",
-        "backbone": "hrnet_w18_small_v2",
-        "weights": None,
-        "train": ["cityscapes", "mapillary"],
-        "method_options": {"similarity_images": 4},
-        "evaluate": [],
-        "training": {
-            "iterations": iterations,
-            "batch_size": 2,
-            "crop_size": 32,
-            "scale_range": [1.0, 1.0],
-            "flip": False,
-            "optimizer": "adamw",
-            "lr": 0.001,
-            "weight_decay": 0.0,
-            "momentum": 0.9,
-            "warmup_iterations": 0,
-            "poly_power": 0.9,
-            "sampling": "concat",
-            "checkpoint_every": 100,
-            "seed": 0,
-            "device": "cpu",
-            "threads": 1,
-            **training,
-        },
-    }
+    return tiny_experiment(
+        "cr_bce",
+        ["cityscapes", "mapillary"],
+        {"similarity_images": 4},
+        iterations=iterations,
+        sampling="concat",
+        **training,
+    )
 
 
 def test_cr_bce_trains_writes_relations_and_reloads(tiny_datasets, tmp_path):
