@@ -8,6 +8,8 @@ link) is a registry of fetch functions keyed by ``RealDataset.access``.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import http.cookiejar
 import logging
@@ -15,14 +17,18 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tqdm import tqdm
+from tqdm.utils import CallbackIOWrapper
 
 from mdseg.datasets.real.registry import Archive, RealDataset, real_dataset
 
@@ -215,24 +221,148 @@ def download_dataset(key: str, dest: Path, options: dict[str, Any] | None = None
     return ACCESS[ds.access](ds, Path(dest), options or {})
 
 
-def extract(archives: list[Path], dest: Path) -> Path:
-    """Unpack every archive into ``dest`` (plain files are copied), then any zips they held.
+_TARS = (".tar", ".tar.gz", ".tgz")
+_COPIED = (".txt", ".json")
+# What a damaged or cut-short zip, tar or gzip stream raises while being read.
+_DAMAGED = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, EOFError, zlib.error)
 
-    COCO's annotation zip holds the panoptic PNGs as zips of their own. A marker written last
-    tells a complete extraction from an interrupted one.
+
+def extract(archives: list[Path], dest: Path) -> Path:
+    """Unpack every archive into ``dest`` (plain files are copied), then the zips they held.
+
+    COCO's annotation zip holds the panoptic PNGs as zips of their own; those are unpacked next
+    to themselves and removed. Members that would land outside ``dest`` are refused, and a
+    damaged archive raises ``DownloadError``. A marker written last, listing the archives, tells
+    a complete extraction from an interrupted or failed one.
     """
+    plan = [(path, _kind(path)) for path in archives]  # refuse unknown types before any work
     dest = Path(dest)
     marker = dest / ".extracted"
     marker.unlink(missing_ok=True)
     dest.mkdir(parents=True, exist_ok=True)
-    for path in archives:
-        if path.suffix in (".txt", ".json"):
+    for path, kind in plan:
+        if kind == "copy":
             shutil.copy2(path, dest / path.name)
             continue
         log.info("extracting %s", path.name)
-        shutil.unpack_archive(path, dest)
-    for inner in sorted(dest.rglob("*.zip")):
-        shutil.unpack_archive(inner, inner.parent)
-        inner.unlink()
+        for inner in _unpack(path, dest):
+            _unpack(inner, inner.parent)
+            inner.unlink()
     marker.write_text("\n".join(p.name for p in archives) + "\n")
     return dest
+
+
+def _kind(path: Path) -> str:
+    """``"zip"``, ``"tar"`` or ``"copy"``, judged by the file name; ``ValueError`` otherwise."""
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(_TARS):
+        return "tar"
+    if name.endswith(_COPIED):
+        return "copy"
+    raise ValueError(
+        f"{path}: not an archive extract knows; it unpacks {', '.join(('.zip', *_TARS))} "
+        f"and copies {', '.join(_COPIED)}"
+    )
+
+
+def _unpack(path: Path, dest: Path) -> list[Path]:
+    """Unpack the zip or tar ``path`` into ``dest``; return the zips it held."""
+    try:
+        return _unzip(path, dest) if _kind(path) == "zip" else _untar(path, dest)
+    except _DAMAGED as err:
+        raise DownloadError(
+            f"{path}: cannot extract, the archive is damaged or incomplete ({err}); "
+            "download it again"
+        ) from err
+
+
+def _bar(name: str, total: int) -> tqdm:
+    """A byte progress bar like ``fetch``'s; hidden when stderr is not a terminal."""
+    return tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=None)
+
+
+def _inside(root: Path, name: str, archive: Path) -> Path:
+    """Where member ``name`` of ``archive`` lands under ``root``; ``ValueError`` if outside."""
+    target = (root / name).resolve()
+    if not target.is_relative_to(root):
+        raise ValueError(
+            f"{archive}: member {name!r} would be written outside {root}; refusing to extract"
+        )
+    return target
+
+
+def _unzip(path: Path, dest: Path) -> list[Path]:
+    """Check every member name of the zip ``path``, then stream the members into ``dest``.
+
+    Each member's CRC is checked as it is read. The bar counts uncompressed bytes.
+    """
+    root = dest.resolve()
+    with zipfile.ZipFile(path) as zf:
+        members = [(m, _inside(root, m.filename, path)) for m in zf.infolist()]
+        with _bar(path.name, sum(m.file_size for m, _ in members)) as bar:
+            for member, target in members:
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, CallbackIOWrapper(bar.update, out, "write"), CHUNK)
+    return [t for m, t in members if not m.is_dir() and t.name.lower().endswith(".zip")]
+
+
+def _untar(path: Path, dest: Path) -> list[Path]:
+    """Stream the tar (or gzipped tar) ``path`` into ``dest`` through tarfile's ``data`` filter.
+
+    One front-to-back pass, so a multi-GB .tar.gz is decompressed once; the bar therefore counts
+    archive bytes read (the unpacked total is unknown until the end). Absolute and ``..`` names
+    are refused here; the filter refuses links out of ``dest`` and special files. A Python
+    without the filter (before 3.11.4) gets every link refused instead.
+    """
+    root = dest.resolve()
+    filtered = hasattr(tarfile, "data_filter")
+    zips: list[Path] = []
+
+    def members(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+        for member in tf:
+            target = _inside(root, member.name, path)
+            if not filtered and (member.issym() or member.islnk()):
+                raise ValueError(f"{path}: member {member.name!r} is a link; refusing to extract")
+            if member.isfile() and target.name.lower().endswith(".zip"):
+                zips.append(target)
+            yield member
+
+    with open(path, "rb") as raw, _bar(path.name, path.stat().st_size) as bar:
+        counted = CallbackIOWrapper(bar.update, raw, "read")
+        # gzip.GzipFile checks the CRC at the end of the stream; tarfile's own "r|gz" does not.
+        plain = path.name.lower().endswith(".tar")
+        with (
+            contextlib.nullcontext(counted) if plain else gzip.GzipFile(fileobj=counted) as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tf,
+        ):
+            if not filtered:
+                tf.extractall(dest, members=members(tf))
+            else:
+                try:
+                    tf.extractall(dest, members=members(tf), filter="data")
+                except tarfile.FilterError as err:
+                    raise ValueError(f"{path}: member {err.tarinfo.name!r} refused: {err}") from err
+            _check_tar_end(tf.fileobj)
+    return zips
+
+
+def _check_tar_end(stream: IO[bytes]) -> None:
+    """Read what follows the last member: it must be the zero blocks that end a tar.
+
+    tarfile stops quietly at a garbled header after the first, or at end of file, so without
+    this a damaged or cut-short tar would look complete. Reading to the end also makes gzip
+    check its CRC.
+    """
+    rest = 0
+    for chunk in iter(lambda: stream.read(CHUNK), b""):
+        if chunk.strip(b"\0"):
+            raise tarfile.ReadError("a damaged header stopped the tar before its end")
+        rest += len(chunk)
+    if not rest:
+        raise tarfile.ReadError("the tar is cut short: no end-of-archive blocks")
