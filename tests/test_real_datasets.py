@@ -229,12 +229,25 @@ def test_idd_polygons_level3(tmp_path):
 
 
 def test_camvid_colours(tmp_path):
-    rgb = np.array(
-        [[[128, 128, 128], [192, 0, 128], [64, 0, 64], [0, 0, 0], [64, 192, 0]]], np.uint8
-    )
+    colours = {
+        (128, 128, 128): "Sky",
+        (192, 0, 128): "Building",  # archway
+        (64, 0, 64): "Building",  # tunnel
+        (64, 192, 0): "Building",  # wall
+        (128, 0, 192): "Road",  # driving lane marking
+        (128, 128, 192): "Sidewalk",  # road shoulder
+        (64, 192, 128): "Sidewalk",  # parking block
+        (0, 64, 64): "SignSymbol",  # traffic light
+        (0, 0, 64): "Pole",  # traffic cone
+        (64, 128, 192): "Car",  # SUV / pickup truck
+        (192, 128, 64): "Pedestrian",  # child
+        (192, 0, 192): "Bicyclist",  # motorcycle / scooter
+        (192, 192, 0): "Tree",  # misc. vegetation
+        (0, 0, 0): None,  # void
+    }
+    rgb = np.array([list(colours)], np.uint8)
     names = load_classnames("camvid")
-    expected = [names.index(n) for n in ("Sky", "Building", "Building")]
-    expected[3:] = [255, names.index("Building")]
+    expected = [255 if n is None else names.index(n) for n in colours.values()]
     assert convert("camvid", png(tmp_path / "c_L.png", rgb, "RGB")).tolist() == [expected]
     bad = png(tmp_path / "b_L.png", np.array([[[1, 2, 3]]], np.uint8), "RGB")
     with pytest.raises(UnknownLabels, match=r"rgb\(1,2,3\)"):

@@ -1,8 +1,10 @@
 """CamVid colour label images: 32 annotation colours grouped into the 11 evaluated classes.
 
-The grouping is the one behind the 11-class CamVid split of SegNet (367/101/233 images): e.g.
-``Building`` absorbs archway, bridge, tunnel and wall; ``Car`` absorbs SUVs, trucks, buses,
-trains and other moving vehicles. ``Void`` (black) is ignored; any other colour is unknown.
+The grouping is the one of the 11-class CamVid benchmark (SegNet's 367/101/233 split), as
+MathWorks' CamVid example spells it out: ``Building`` absorbs archway, bridge, tunnel and wall;
+``Sidewalk`` (pavement) absorbs parking blocks and road shoulders; ``Road`` absorbs lane
+markings; ``Car`` absorbs SUVs, trucks, buses, trains and other moving vehicles. ``Void``
+(black) is ignored; any other colour is unknown.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mdseg.datasets.classnames import load_classnames
-from mdseg.datasets.real.convert import Item, UnknownLabels, locate, read_label
+from mdseg.datasets.real.convert import Item, UnknownLabels, locate
+from mdseg.datasets.real.png import read_label
 from mdseg.io import IGNORE_ID
 
 # CamVid colour -> (CamVid class, the 11-class name it counts as; None = ignore)
@@ -37,7 +40,7 @@ CAMVID_COLOURS: dict[tuple[int, int, int], tuple[str, str | None]] = {
     (64, 192, 128): ("ParkingBlock", "Sidewalk"),
     (64, 64, 0): ("Pedestrian", "Pedestrian"),
     (128, 64, 128): ("Road", "Road"),
-    (128, 128, 192): ("RoadShoulder", "Road"),
+    (128, 128, 192): ("RoadShoulder", "Sidewalk"),
     (0, 0, 192): ("Sidewalk", "Sidewalk"),
     (192, 128, 128): ("SignSymbol", "SignSymbol"),
     (128, 128, 128): ("Sky", "Sky"),

@@ -1,16 +1,14 @@
-"""The pieces every label converter shares: items, lookup-table remapping, PNG I/O, the pool.
+"""The pieces every label converter shares: items, lookup-table remapping, the pool.
 
 A converter lists ``Item``s (one labelled image each) from an extracted download and turns one
 item's native label into canonical ids (uint8, 255 = ignore). Remapping is one lookup-table pass
 per map (OpenCV's ``LUT`` for 8-bit maps); entries the dataset's definition does not know hold
 ``UNKNOWN`` so a single comparison finds stray values, which stop the conversion with the values
-and files. Outputs are written by OpenCV's PNG encoder with the "up" filter and run-length
-strategy: on 2048x1024 label maps about 3x faster than Pillow at zlib level 1, and smaller.
+and files. Label PNGs are read and written by ``mdseg.datasets.real.png``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -19,18 +17,12 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
+from mdseg.datasets.real.png import write_label
 from mdseg.io import IGNORE_ID
 
 UNKNOWN = 254  # never a canonical id (the largest label space has 150 classes)
-# label maps are runs of equal values: no per-row filter search, "up" filter, RLE deflate
-PNG_PARAMS = [
-    cv2.IMWRITE_PNG_COMPRESSION, 1,
-    cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
-    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,27 +78,6 @@ def apply_lut(raw: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_label(path: Path) -> np.ndarray:
-    """A label image as an integer array (palette PNGs give their indices, RGB gives HxWx3)."""
-    with Image.open(path) as im:
-        return np.asarray(im)
-
-
-def encode_label(label: np.ndarray) -> bytes:
-    """Canonical ids as the bytes of an 8-bit greyscale PNG."""
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(label, np.uint8), PNG_PARAMS)
-    if not ok:
-        raise ValueError(f"PNG encoding failed for a {label.shape} {label.dtype} label map")
-    return data.tobytes()
-
-
-def write_label(path: Path, label: np.ndarray) -> None:
-    """Write canonical ids as an 8-bit greyscale PNG, through a temporary name."""
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(encode_label(label))
-    os.replace(tmp, path)
-
-
 def label_pairs(
     split: str, labels: Iterable[Path], image_of: Callable[[Path], Path], suffix: str = ""
 ) -> list[Item]:
@@ -149,8 +120,10 @@ def convert_all(
     work = [(converter, it, out) for it, out in targets.items()]
     bar = tqdm(total=len(work), desc="convert", unit="map", disable=None)
     if jobs > 1:
+        # chunks amortise the hand-over; small ones keep the workers' last chunks even
+        chunk = max(1, min(16, len(work) // (16 * jobs)))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = [bar.update() or r for r in pool.map(_convert_one, work, chunksize=8)]
+            results = [bar.update() or r for r in pool.map(_convert_one, work, chunksize=chunk)]
     else:
         results = [bar.update() or _convert_one(job) for job in work]
     bar.close()

@@ -21,8 +21,8 @@ from mdseg.datasets.real.convert import (
     build_lut,
     label_pairs,
     locate,
-    read_label,
 )
+from mdseg.datasets.real.png import read_label
 from mdseg.io import IGNORE_ID
 
 Layout = Callable[[Path, Mapping[str, str]], list[Item]]

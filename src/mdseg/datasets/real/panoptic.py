@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from mdseg.datasets.classnames import load_classnames
-from mdseg.datasets.real.convert import Item, UnknownLabels, locate, read_label
+from mdseg.datasets.real.convert import Item, UnknownLabels, locate
+from mdseg.datasets.real.png import read_label
 from mdseg.io import IGNORE_ID
 
 CategoryMap = Callable[[list[dict]], dict[int, int]]

@@ -28,7 +28,7 @@ from mdseg.io import IGNORE_ID, sha256, write_json, write_split_list
 
 log = logging.getLogger(__name__)
 
-CONVERTER_VERSION = 1  # bump whenever the labels written for the same input change
+CONVERTER_VERSION = 2  # bump whenever the labels written for the same input change
 HOLDOUT_FRACTION = 0.01
 
 CONVERTERS: dict[str, Converter] = {
