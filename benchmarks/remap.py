@@ -3,8 +3,9 @@
 Runs the converters' own pieces (``read_label``, ``apply_lut``, ``encode_label``) on PNG files
 written by Pillow (as the datasets ship them) for three native label spaces (Cityscapes' 34 ids,
 Mapillary's 66, ADE20K's 151), against a per-class masked loop in place of the lookup table and
-against decoding alone (the ceiling), with the cost of each stage. Then it times ``convert_all``,
-what ``mdseg prepare --jobs`` runs, with 1 and with 2 processes.
+against decoding alone (the ceiling), with the cost of each stage, and compares the reader and
+writer with Pillow's and OpenCV's. Then it times ``convert_all``, what ``mdseg prepare --jobs``
+runs, with 1 and with 2 processes.
 
 The cores of a virtual machine do not run at a steady speed, so the process comparison
 alternates the two settings several times and reports the median ratio and its range, with the
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -104,6 +106,42 @@ def single_core(paths: list[Path], lut: np.ndarray, values: int) -> str:
     )
 
 
+def pillow_decode(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def libpng_encode(label: np.ndarray) -> bytes:
+    """OpenCV's libpng writer with the settings of ``encode_label``: up filter, RLE, level 1."""
+    params = [
+        cv2.IMWRITE_PNG_COMPRESSION, 1,
+        cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
+        cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]  # fmt: skip
+    return cv2.imencode(".png", label, params)[1].tobytes()
+
+
+def pillow_encode(label: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(label, "L").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def codecs(path: Path, lut: np.ndarray) -> str:
+    """The converters' reader and writer against the usual alternatives, on one Cityscapes map."""
+    label = apply_lut(read_label(path), lut)
+    writers = {"encode_label": encode_label, "OpenCV": libpng_encode, "Pillow": pillow_encode}
+    written = ", ".join(
+        f"{name} {median_ms(lambda w=w: w(label)):.2f} ms ({len(w(label)) // 1024} KiB)"
+        for name, w in writers.items()
+    )
+    return (
+        f"decode: read_label {median_ms(lambda: read_label(path)):.2f} ms, "
+        f"Pillow {median_ms(lambda: pillow_decode(path)):.2f} ms\n"
+        f"encode: {written}"
+    )
+
+
 @dataclass(frozen=True)
 class Run:
     maps_per_s: float
@@ -150,6 +188,7 @@ def main() -> None:
         for name, (lut, values) in SPACES.items():
             paths = write_maps(Path(tmp) / name, args.maps, values)
             print(f"{name:10s} ({values:3d} ids) {single_core(paths, lut, values)}")
+        print(codecs(Path(tmp) / "cityscapes" / "0.png", CITYSCAPES_LUT))
         distinct = write_maps(Path(tmp) / "scaling", args.maps, 34)
         items = []
         for copy in range(8):  # enough work that pool start-up and the last chunks weigh little
