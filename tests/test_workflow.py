@@ -15,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def run_tiny(workdir: Path, *targets: str) -> subprocess.CompletedProcess:
+def run_tiny(
+    workdir: Path, *targets: str, overlays: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
+    """Snakemake on experiments/tiny.yaml plus ``overlays`` (later files win) in ``workdir``."""
     return subprocess.run(
         [
             SNAKEMAKE,
@@ -25,6 +28,7 @@ def run_tiny(workdir: Path, *targets: str) -> subprocess.CompletedProcess:
             str(workdir),
             "--configfile",
             str(ROOT / "experiments" / "tiny.yaml"),
+            *map(str, overlays),
             "--cores",
             "2",
             *targets,
