@@ -102,3 +102,10 @@ def test_read_label_names_an_unreadable_file(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"broken\.png"):
         read_label(path)
+
+
+def test_read_label_refuses_a_file_cut_inside_its_header(tmp_path):
+    path = tmp_path / "cut.png"
+    path.write_bytes(encode_label(label_maps()[0])[:20])  # signature and half of IHDR
+    with pytest.raises(OSError):  # Pillow's "cannot identify image file", not an IndexError
+        read_label(path)

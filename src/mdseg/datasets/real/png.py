@@ -57,7 +57,8 @@ def write_label(path: Path, label: np.ndarray) -> None:
 def _is_plain_greyscale(data: bytes) -> bool:
     """An 8- or 16-bit greyscale PNG (IHDR is always the first chunk)."""
     return (
-        data[:8] == SIGNATURE
+        len(data) > 25
+        and data[:8] == SIGNATURE
         and data[12:16] == b"IHDR"
         and data[24] in (8, 16)
         and data[25] == GREYSCALE
