@@ -2,18 +2,29 @@ import numpy as np
 import pytest
 import torch
 
-from mdseg.data import Augment, MultiDatasetBatches, SplitDataset
+from mdseg.data import Augment, MultiDatasetBatches, SplitDataset, normalise
 from mdseg.io import IGNORE_ID
 
 
 def test_split_dataset_reads_contract(tiny_datasets):
     data = SplitDataset(tiny_datasets["cityscapes"], "train")
     image, label = data[0]
-    assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+    assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
     assert label.shape == (32, 32) and label.dtype == torch.int64
     assert set(label.unique().tolist()) <= {0, 1, 2, IGNORE_ID}
     with pytest.raises(KeyError, match="no split 'test'"):
         SplitDataset(tiny_datasets["cityscapes"], "test")
+
+
+def test_normalise_uses_imagenet_statistics():
+    image = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2)
+    out = normalise(image)
+    expected = (torch.tensor([0, 128, 255]) / 255.0 - torch.tensor([0.485, 0.456, 0.406])) / (
+        torch.tensor([0.229, 0.224, 0.225])
+    )
+    assert out.dtype == torch.float32 and out.shape == (2, 3, 2, 2)
+    assert torch.allclose(out[1, :, 1, 1], expected)
+    assert normalise(image, torch.bfloat16).dtype == torch.bfloat16
 
 
 def test_out_of_range_label_names_the_file(tiny_datasets):

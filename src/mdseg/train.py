@@ -176,7 +176,9 @@ def train(
         _set_rng_state(state["rng"], device)
         method.load_state_dict(state["method"])
         step, log = state["step"], state["log"]
-    run = TrainRun(splits, dataset_dirs, optimizer, device, total, out_dir)
+    run = TrainRun(
+        splits, dataset_dirs, optimizer, device, total, out_dir, ctx, cfg.get("workers", 0)
+    )
     net: torch.nn.Module = model
     if ctx.distributed:
         # multi-head methods and frozen phases leave some parameters without a gradient

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from mdseg.distributed import Context
 from mdseg.label_space import lookup_table, match_classes
 from mdseg.models.segmentor import Segmentor
 from mdseg.registry import Registry
@@ -32,6 +33,8 @@ class TrainRun:
     device: torch.device
     total_steps: int
     out_dir: Path
+    ctx: Context = field(default_factory=Context)  # this process's rank in a DDP job
+    workers: int = 0  # DataLoader processes for statistics passes (``training.workers``)
 
 
 class Method:
