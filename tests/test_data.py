@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mdseg.data import Augment, MultiDatasetBatches, SplitDataset, normalise
+from mdseg.data import Augment, MultiDatasetBatches, SplitDataset, normalise_images
 from mdseg.io import IGNORE_ID
 
 
@@ -18,13 +18,13 @@ def test_split_dataset_reads_contract(tiny_datasets):
 
 def test_normalise_uses_imagenet_statistics():
     image = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2)
-    out = normalise(image)
+    out = normalise_images(image)
     expected = (torch.tensor([0, 128, 255]) / 255.0 - torch.tensor([0.485, 0.456, 0.406])) / (
         torch.tensor([0.229, 0.224, 0.225])
     )
     assert out.dtype == torch.float32 and out.shape == (2, 3, 2, 2)
     assert torch.allclose(out[1, :, 1, 1], expected)
-    assert normalise(image, torch.bfloat16).dtype == torch.bfloat16
+    assert normalise_images(image, torch.bfloat16).dtype == torch.bfloat16
 
 
 def test_out_of_range_label_names_the_file(tiny_datasets):

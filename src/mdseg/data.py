@@ -59,14 +59,14 @@ class SplitDataset(torch.utils.data.Dataset):
         return image, label
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image ``[3, H, W]`` uint8 and label ``[H, W]`` int64; :func:`normalise` on the device."""
+        """Image ``[3, H, W]`` uint8 and label ``[H, W]`` int64 (normalise on the device)."""
         image, label = self.read(index)
         return torch.from_numpy(image).permute(2, 0, 1).contiguous(), torch.from_numpy(
             label.astype(np.int64)
         )
 
 
-def normalise(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def normalise_images(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 RGB ``[..., 3, H, W]`` to ImageNet-normalised ``dtype``, on the images' device.
 
     Done after the host-to-device copy, so the copy moves a quarter of the bytes of float32.
@@ -187,7 +187,7 @@ class MultiDatasetBatches:
         images, labels, owners = [], [], []
         for d, i in self.indices(rng):
             image, label = self.datasets[d][i]
-            image, label = self.augment(normalise(image), label, rng)
+            image, label = self.augment(normalise_images(image), label, rng)
             images.append(image)
             labels.append(label)
             owners.append(d)

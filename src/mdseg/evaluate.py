@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mdseg.data import SplitDataset, normalise, same_size_batches
+from mdseg.data import SplitDataset, normalise_images, same_size_batches
 from mdseg.datasets.classnames import load_aliases
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.methods import Method
@@ -170,7 +170,7 @@ def _accumulate(
     """Add every image's confusion (all ground-truth classes) to ``fulls``, per mapping."""
     with torch.inference_mode(), tqdm(total=len(data), desc=desc, unit="img") as bar:
         for images, labels in same_size_batches(data, batch_size):
-            images = normalise(images.to(device))
+            images = normalise_images(images.to(device))
             if resize_height and images.shape[-2] != resize_height:
                 width = round(images.shape[-1] * resize_height / images.shape[-2])
                 images = F.interpolate(images, size=(resize_height, width), mode="bilinear")

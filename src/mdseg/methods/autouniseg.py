@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdseg.data import SplitDataset, normalise, same_size_batches
+from mdseg.data import SplitDataset, normalise_images, same_size_batches
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.methods.base import METHODS, Matches, Method, TrainRun
 from mdseg.methods.multi_head import own_head_loss
@@ -253,7 +253,7 @@ class AutoUniSeg(Method):
         for i, key in enumerate(self.datasets):
             data = _holdout_or_train(run, key)
             for images, labels in same_size_batches(data):
-                logits = model(normalise(images.to(run.device)), head=MULTI).cpu()
+                logits = model(normalise_images(images.to(run.device)), head=MULTI).cpu()
                 valid = labels != IGNORE_ID
                 gt = labels[valid]
                 for j in range(len(sizes)):
@@ -398,7 +398,7 @@ class AutoUniSeg(Method):
         n, c = len(self.classes), len(data.classes)
         counts = torch.zeros(n * c, dtype=torch.long)
         for images, labels in same_size_batches(data):
-            pred = self.scores(model, normalise(images.to(device))).argmax(1).cpu()
+            pred = self.scores(model, normalise_images(images.to(device))).argmax(1).cpu()
             valid = labels != IGNORE_ID
             counts += torch.bincount(pred[valid] * c + labels[valid], minlength=n * c)
         return counts.view(n, c).numpy()

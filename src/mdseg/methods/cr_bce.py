@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdseg.data import SplitDataset, normalise, same_size_batches
+from mdseg.data import SplitDataset, normalise_images, same_size_batches
 from mdseg.io import IGNORE_ID, atomic_path
 from mdseg.label_space import lookup_table, normalise, union_by_name
 from mdseg.methods.base import METHODS, Method, TrainRun
@@ -103,7 +103,9 @@ def class_similarities(
         counts = torch.zeros(k, dtype=torch.float64, device=device)
         picks = np.unique(np.linspace(0, len(data) - 1, min(len(data), max_images)).round())
         for images, labels in same_size_batches(data, batch_size, [int(i) for i in picks]):
-            acts = torch.sigmoid(model(normalise(images.to(device)), head="main")).permute(0, 2, 3, 1)
+            acts = torch.sigmoid(model(normalise_images(images.to(device)), head="main")).permute(
+                0, 2, 3, 1
+            )
             labels = labels.to(device).flatten()
             valid = labels != IGNORE_ID
             sums.index_add_(0, labels[valid], acts.reshape(-1, union_size)[valid].double())
