@@ -4,12 +4,14 @@ Both runs are ``mdseg train`` subprocesses on one CPU thread. The rerun restores
 optimiser, gradient-scaler and RNG state from the checkpoint the signal handler wrote, the
 learning rate is a function of the step and the batch stream a function of (seed, step), so the
 final weights and the logged losses are bit-identical (same operations in the same order on the
-same machine), which the test asserts.
+same machine), which the test asserts. Both runs decode in a DataLoader worker, which the
+stop signal must not disturb and which restart at the resumed step.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from conftest import tiny_experiment
 
@@ -35,6 +38,7 @@ def experiment(path: Path) -> Path:
         weight_decay=0.0001,
         warmup_iterations=2,
         checkpoint_every=3,
+        workers=1,
     )
     path.write_text(json.dumps(spec))
     return path
@@ -78,3 +82,54 @@ def test_sigterm_then_rerun_matches_an_uninterrupted_run(tiny_datasets, tmp_path
     assert list(log_b["step"]) == list(range(1, STEPS + 1))
     pd.testing.assert_series_equal(log_a["loss"], log_b["loss"])
     pd.testing.assert_series_equal(log_a["lr"], log_b["lr"])
+
+
+def test_a_changed_experiment_refuses_to_resume(tiny_datasets, tmp_path, monkeypatch):
+    """A checkpoint resumes only the experiment that wrote it; fields that cannot change the
+    weights (threads, workers, device, checkpoint_every, memory layout) may change."""
+    import os
+
+    from mdseg.fingerprint import run_spec
+    from mdseg.methods.multi_ce import MultiCE
+    from mdseg.train import train
+
+    def stop_at_two(self, step, model, run):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    spec = tiny_experiment("multi_ce", ["cityscapes", "mapillary"], iterations=4)
+    out = tmp_path / "run"
+    monkeypatch.setattr(MultiCE, "before_step", stop_at_two)
+    with pytest.raises(SystemExit):
+        train(spec, tiny_datasets, out)
+    monkeypatch.undo()
+    checkpoint = out / "checkpoint.pt"
+    assert torch.load(checkpoint, weights_only=False)["run_spec"] == run_spec(spec)
+
+    changed = json.loads(json.dumps(spec))
+    changed["training"].update(lr=0.002, precision="bf16")
+    message = (
+        rf"{re.escape(str(checkpoint))}: will not resume {re.escape(spec['id'])}: the experiment "
+        r"changed since: training\.lr: 0\.001 -> 0\.002; training\.precision: 'fp32' -> 'bf16'\. "
+        rf".*delete the checkpoint \(rm {re.escape(str(checkpoint))}\)"
+    )
+    with pytest.raises(RuntimeError, match=message):
+        train(changed, tiny_datasets, out)
+    assert checkpoint.exists()
+
+    harmless = json.loads(json.dumps(spec))
+    harmless["training"].update(threads=2, workers=1, checkpoint_every=7, precision="fp32")
+    harmless["evaluate"] = ["mapillary"]
+    train(harmless, tiny_datasets, out)
+    assert not checkpoint.exists()
+    assert torch.load(out / "model.pt", weights_only=False)["experiment"] == harmless
+
+
+def test_a_checkpoint_without_a_fingerprint_is_refused(tiny_datasets, tmp_path):
+    from mdseg.train import train
+
+    spec = tiny_experiment("multi_ce", ["cityscapes"], iterations=1)
+    (tmp_path / "run").mkdir()
+    torch.save({"step": 1}, tmp_path / "run" / "checkpoint.pt")
+    with pytest.raises(RuntimeError, match=r"records no experiment fingerprint.*rm "):
+        train(spec, tiny_datasets, tmp_path / "run")

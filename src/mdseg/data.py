@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mdseg.datasets.real.png import read_label
 from mdseg.io import IGNORE_ID, read_manifest, read_split_list
@@ -107,6 +106,11 @@ def same_size_batches(
         yield torch.stack(images), torch.stack(labels)
 
 
+# The ImageNet mean as uint8: it normalises to ~0, the value the float pipeline padded crops with
+# (MSeg's semseg code, which UniSeg trains with, pads images with the mean colour as well).
+PAD_COLOUR = tuple(round(255 * m) for m in MEAN.flatten().tolist())
+
+
 @dataclass(frozen=True)
 class Augment:
     """Random rescale, random crop (padded with ignore) and horizontal flip, as the papers do.
@@ -114,6 +118,13 @@ class Augment:
     ``short_side`` first brings every image's shorter side to that many pixels (UniSeg: 1080,
     so datasets of different resolutions give crops of one scale); the random scale applies on
     top of it, in the same single resampling.
+
+    Crop first: the whole image is never rescaled. The crop window is drawn in the rescaled
+    frame (the draws and frame size are those of rescaling the whole image, then cropping),
+    mapped back to the source and only its ``crop x crop`` pixels are resampled, on uint8:
+    bilinear for the image (half-pixel centres, edge pixels repeated, like
+    ``F.interpolate(align_corners=False)``), centre-aligned nearest neighbour for the label.
+    Where the window leaves the rescaled image the crop holds :data:`PAD_COLOUR` and ignore.
     """
 
     crop: int
@@ -122,73 +133,40 @@ class Augment:
     short_side: int | None = None
 
     def __call__(
-        self, image: torch.Tensor, label: torch.Tensor, rng: np.random.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        s = rng.uniform(*self.scale)
+        self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``[H, W, 3]`` uint8 image and ``[H, W]`` label to ``[crop, crop, 3]`` and ``[crop,
+        crop]`` (label dtype kept); draws scale, top, left, flip from ``rng`` in that order."""
         h, w = label.shape
+        s = rng.uniform(*self.scale)
         if self.short_side:
             s *= self.short_side / min(h, w)
-        size = (max(1, round(h * s)), max(1, round(w * s)))
-        image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
-        label = F.interpolate(label[None, None].float(), size=size, mode="nearest")[0, 0].long()
-        pad_h, pad_w = max(0, self.crop - size[0]), max(0, self.crop - size[1])
-        if pad_h or pad_w:
-            image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
-            label = F.pad(label, (0, pad_w, 0, pad_h), value=IGNORE_ID)
-        top = int(rng.integers(0, label.shape[0] - self.crop + 1))
-        left = int(rng.integers(0, label.shape[1] - self.crop + 1))
-        image = image[:, top : top + self.crop, left : left + self.crop]
-        label = label[top : top + self.crop, left : left + self.crop]
-        if self.flip and rng.random() < 0.5:
-            image, label = image.flip(-1), label.flip(-1)
-        return image, label
-
-
-class MultiDatasetBatches:
-    """Endless, seeded batches drawn from several datasets.
-
-    ``balanced`` puts ``batch_size // len(datasets)`` images of every dataset in each batch
-    (AutoUniSeg: 3 images per dataset per GPU); ``concat`` samples uniformly from the
-    concatenation of all datasets (UniSeg). The stream is a pure function of (seed, step), so a
-    resumed run sees exactly the batches an uninterrupted run would.
-    """
-
-    def __init__(
-        self,
-        datasets: list[SplitDataset],
-        batch_size: int,
-        augment: Augment,
-        sampling: str = "balanced",
-        seed: int = 0,
-    ) -> None:
-        if sampling not in ("balanced", "concat"):
-            raise ValueError(f"sampling must be 'balanced' or 'concat', got {sampling!r}")
-        if sampling == "balanced" and batch_size % len(datasets):
-            raise ValueError(
-                f"balanced sampling needs batch_size ({batch_size}) divisible by the number of "
-                f"datasets ({len(datasets)})"
-            )
-        self.datasets, self.batch_size, self.augment = datasets, batch_size, augment
-        self.sampling, self.seed = sampling, seed
-        self.sizes = np.array([len(d) for d in datasets])
-
-    def indices(self, rng: np.random.Generator) -> list[tuple[int, int]]:
-        if self.sampling == "balanced":
-            per = self.batch_size // len(self.datasets)
-            return [(d, int(rng.integers(n))) for d, n in enumerate(self.sizes) for _ in range(per)]
-        flat = rng.integers(self.sizes.sum(), size=self.batch_size)
-        bounds = np.cumsum(self.sizes)
-        ds = np.searchsorted(bounds, flat, side="right")
-        starts = bounds - self.sizes
-        return [(int(d), int(i - starts[d])) for d, i in zip(ds, flat, strict=True)]
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, step])
-        images, labels, owners = [], [], []
-        for d, i in self.indices(rng):
-            image, label = self.datasets[d][i]
-            image, label = self.augment(normalise_images(image), label, rng)
-            images.append(image)
-            labels.append(label)
-            owners.append(d)
-        return torch.stack(images), torch.stack(labels), torch.tensor(owners)
+        rows, cols = max(1, round(h * s)), max(1, round(w * s))  # the rescaled frame
+        top = int(rng.integers(0, max(rows, self.crop) - self.crop + 1))
+        left = int(rng.integers(0, max(cols, self.crop) - self.crop + 1))
+        flip = self.flip and rng.random() < 0.5
+        fy, fx = h / rows, w / cols  # source pixels per rescaled pixel
+        vh, vw = min(self.crop, rows - top), min(self.crop, cols - left)  # inside the frame
+        # output pixel (x, y) samples the source at ((x + left + 0.5) * fx - 0.5, ...)
+        warp = np.array([[fx, 0.0, (left + 0.5) * fx - 0.5], [0.0, fy, (top + 0.5) * fy - 0.5]])
+        window = cv2.warpAffine(
+            image,
+            warp,
+            (vw, vh),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        src_rows = np.minimum(((np.arange(vh) + top + 0.5) * fy).astype(np.intp), h - 1)
+        src_cols = np.minimum(((np.arange(vw) + left + 0.5) * fx).astype(np.intp), w - 1)
+        window_label = label.take(src_rows, 0).take(src_cols, 1)
+        if (vh, vw) == (self.crop, self.crop):
+            out_image, out_label = window, window_label
+        else:
+            out_image = np.empty((self.crop, self.crop, 3), np.uint8)
+            out_image[:] = PAD_COLOUR
+            out_image[:vh, :vw] = window
+            out_label = np.full((self.crop, self.crop), IGNORE_ID, label.dtype)
+            out_label[:vh, :vw] = window_label
+        if flip:
+            out_image, out_label = cv2.flip(out_image, 1), cv2.flip(out_label, 1)
+        return out_image, out_label

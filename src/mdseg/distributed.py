@@ -1,11 +1,11 @@
 """Data-parallel training: process group from torchrun's environment, batch shards, global BN.
 
 torchrun (or ``srun`` + torchrun on several nodes) sets ``RANK``, ``LOCAL_RANK`` and
-``WORLD_SIZE``; without them training runs as one process. Every rank computes the same global
-batch (a pure function of seed and step) and keeps its shard of it, so the global batch and the
-averaged gradient do not depend on the world size. BatchNorm statistics are reduced over the
-global batch: torch's SyncBatchNorm on GPU, :class:`GlobalBatchNorm` on CPU (gloo), where
-SyncBatchNorm refuses to run.
+``WORLD_SIZE``; without them training runs as one process. The global batch is a pure function
+of seed and step; every rank decodes only its shard of it (:mod:`mdseg.loader`), so the global
+batch and the averaged gradient do not depend on the world size. BatchNorm statistics are
+reduced over the global batch: torch's SyncBatchNorm on GPU, :class:`GlobalBatchNorm` on CPU
+(gloo), where SyncBatchNorm refuses to run.
 """
 
 from __future__ import annotations

@@ -3,9 +3,13 @@
 Checkpoints hold model, optimiser, step, log and RNG state, are written atomically every
 ``checkpoint_every`` steps and when SIGTERM/SIGUSR1 arrives (SLURM's warning before a time
 limit), and a rerun resumes from them; the batch stream depends only on (seed, step), so a
-resumed run ends where an uninterrupted one would. Launched by torchrun, training is
-data-parallel (see :mod:`mdseg.distributed`); ``training.precision`` picks fp32, bf16 or fp16
-autocast (fp16 with a gradient scaler).
+resumed run ends where an uninterrupted one would. A checkpoint records the experiment's
+fingerprint (:mod:`mdseg.fingerprint`) and a changed experiment refuses to resume it. Launched by
+torchrun, training is data-parallel (see :mod:`mdseg.distributed`); each rank decodes only its
+shard of the batch (:mod:`mdseg.loader`). ``training.precision`` picks fp32, bf16 or fp16
+autocast (fp16 with a gradient scaler); ``accumulate`` splits each rank's share into
+micro-batches, ``activation_checkpointing`` and ``channels_last`` trade compute and layout for
+memory and speed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import csv
 import random
 import signal
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +28,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from mdseg import distributed
-from mdseg.data import Augment, MultiDatasetBatches, SplitDataset
+from mdseg.data import Augment, SplitDataset, normalise_images
+from mdseg.fingerprint import check_resumable, fingerprint, run_spec
 from mdseg.io import atomic_path, write_json
+from mdseg.loader import RankBatches, training_batches
 from mdseg.methods import METHODS, Method
 from mdseg.methods.base import TrainRun
 from mdseg.models.backbones import HRNetBranches
+from mdseg.models.checkpointing import checkpoint_hrnet
 from mdseg.models.segmentor import Segmentor
 from mdseg.optim import OPTIMIZERS, poly_factor
 
@@ -120,6 +128,43 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def accumulated_backward(
+    net: torch.nn.Module,
+    method: Method,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    micro: int,
+    scaler: torch.amp.GradScaler,
+    mixed: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Backpropagate the loss of ``batch`` as ``micro`` micro-batches; return the batch loss.
+
+    Micro-batch j holds rows j, j + micro, ... (with balanced sampling each dataset's rows
+    spread evenly over them) and its loss is scaled by 1 / micro, so the summed gradient is the
+    whole batch's when the method's loss is a mean with the same normaliser in every
+    micro-batch (equal numbers of valid pixels) and nothing depends on batch statistics
+    (BatchNorm in training mode normalises each micro-batch by its own statistics, as a smaller
+    per-GPU batch would). Under DDP the gradients are all-reduced once, after the last
+    micro-batch. ``mixed`` is the autocast dtype (None: no autocast).
+    """
+    images, labels, owners = batch
+    if len(images) % micro:
+        raise ValueError(
+            f"training.accumulate {micro} must divide this process's {len(images)} images per step"
+        )
+    total = torch.zeros((), device=images.device)
+    kind = images.device.type
+    for j in range(micro):
+        rows = slice(j, None, micro)
+        defer = isinstance(net, DistributedDataParallel) and j < micro - 1
+        sync: AbstractContextManager[Any] = net.no_sync() if defer else nullcontext()
+        with sync:
+            with torch.autocast(kind, mixed or torch.bfloat16, enabled=mixed is not None):
+                loss = method.loss(net, images[rows], labels[rows], owners[rows]) / micro
+            scaler.scale(loss).backward()
+        total = total + loss.detach()
+    return total
+
+
 def train(
     experiment: dict[str, Any],
     dataset_dirs: dict[str, Path],
@@ -137,6 +182,8 @@ def train(
     ctx = distributed.init(resolve_device(cfg["device"]))
     device = distributed.local_device(cfg["device"], ctx)
     precision = cfg.get("precision", "fp32")
+    micro = cfg.get("accumulate", 1)
+    layout = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
     out_dir.mkdir(parents=True, exist_ok=True)
 
     splits = {k: SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]}
@@ -144,14 +191,23 @@ def train(
     method = build_method(experiment, {k: s.classes for k, s in splits.items()}, features)
     dtype = DTYPE.get(precision, torch.float32)
     model = build_model(method, experiment["backbone"], experiment.get("weights"))
-    model = model.to(device, dtype)
+    model = model.to(device, dtype, memory_format=layout)
+    if cfg.get("activation_checkpointing"):
+        checkpoint_hrnet(model.backbone.body)
     if ctx.distributed:  # before the optimiser: the conversion makes new BatchNorm parameters
         model = distributed.convert_batchnorm(model, device)
     optimizer = OPTIMIZERS[cfg["optimizer"]](
         model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"]
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    batches = MultiDatasetBatches(
+    blocks = len(splits) if cfg["sampling"] == "balanced" else 1
+    mine = distributed.shard(cfg["batch_size"], blocks, ctx)
+    if len(mine) % micro:
+        raise ValueError(
+            f"{experiment['id']}: training.accumulate {micro} must divide the {len(mine)} images "
+            f"per step of each of the {ctx.world} process(es)"
+        )
+    stream = RankBatches(
         list(splits.values()),
         cfg["batch_size"],
         Augment(
@@ -162,14 +218,15 @@ def train(
         ),
         cfg["sampling"],
         cfg["seed"],
+        mine,
     )
-    blocks = len(splits) if cfg["sampling"] == "balanced" else 1
-    mine = torch.tensor(distributed.shard(cfg["batch_size"], blocks, ctx))
     total = cfg["iterations"]
     ckpt_path = out_dir / "checkpoint.pt"
+    spec = run_spec(experiment)
     step, log = 0, []
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        check_resumable(state, experiment, str(ckpt_path))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -177,7 +234,16 @@ def train(
         method.load_state_dict(state["method"])
         step, log = state["step"], state["log"]
     run = TrainRun(
-        splits, dataset_dirs, optimizer, device, total, out_dir, ctx, cfg.get("workers", 0)
+        splits,
+        dataset_dirs,
+        optimizer,
+        device,
+        total,
+        out_dir,
+        ctx,
+        cfg.get("workers", 0),
+        cfg["crop_size"],
+        cfg.get("resize_short_side"),
     )
     net: torch.nn.Module = model
     if ctx.distributed:
@@ -200,6 +266,8 @@ def train(
                         "method": method.state_dict(),
                         "step": step,
                         "log": log,
+                        "fingerprint": fingerprint(spec),
+                        "run_spec": spec,
                     },
                     tmp,
                 )
@@ -207,6 +275,8 @@ def train(
         distributed.barrier(ctx)
 
     model.train()
+    batches = training_batches(stream, step, total, cfg.get("workers", 0))
+    mixed = AUTOCAST.get(precision)
     start = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)
     with (
         _StopRequest() as stop,
@@ -228,21 +298,22 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = cfg["lr"] * factor
             method.before_step(step, model, run)
-            images, labels, owners = (t[mine].to(device) for t in batches.batch(step))
-            images = images.to(dtype)
-            mixed = AUTOCAST.get(precision)
-            with torch.autocast(device.type, mixed or torch.bfloat16, enabled=mixed is not None):
-                loss = method.loss(net, images, labels, owners)
+            images, labels, owners = (t.to(device, non_blocking=True) for t in next(batches))
+            # uint8 [B, H, W, 3] -> normalised [B, 3, H, W]; the permuted view is channels_last
+            images = normalise_images(images.permute(0, 3, 1, 2), dtype)
+            images = images.contiguous(memory_format=layout)
+            optimizer.zero_grad(set_to_none=True)
+            loss = accumulated_backward(
+                net, method, (images, labels.long(), owners), micro, scaler, mixed
+            )
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"{experiment['id']}: loss is {loss.item()} at step {step}"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             step += 1
-            loss_value = distributed.mean(loss.detach().float(), ctx)
+            loss_value = distributed.mean(loss.float(), ctx)
             log.append(
                 {
                     "step": step,
