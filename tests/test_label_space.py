@@ -88,8 +88,8 @@ def test_further_mappings_are_scored_as_variants(tiny_datasets):
     from mdseg.evaluate import evaluate_dataset
 
     class RoadAsCar(AlwaysRoad):
-        def target_matches(self, model, dataset_key, data, aliases, device):
-            by_name = super().target_matches(model, dataset_key, data, aliases, device)
+        def target_matches(self, model, dataset_key, data, aliases, device, inference=None):
+            by_name = super().target_matches(model, dataset_key, data, aliases, device, inference)
             return {**by_name, "swapped": {2: [0]}}  # model's road channel predicts car
 
     data = SplitDataset(tiny_datasets["cityscapes"], "val")  # road, rider, car

@@ -18,6 +18,7 @@ from PIL import Image
 from mdseg.cli import main
 from mdseg.data import Augment
 from mdseg.export import export_wilddash
+from mdseg.inference import Inference
 from mdseg.methods import METHODS
 from mdseg.methods.cr_bce import RELATION_FIELDS, ClassRelationalBCE, choose_tau, multi_labels
 from mdseg.methods.null_bce import label_targets, masked_bce
@@ -168,7 +169,9 @@ def test_cr_bce_trains_writes_relations_and_reloads(tiny_datasets, tmp_path):
     images = tmp_path / "wd2"
     images.mkdir()
     Image.fromarray(np.zeros((24, 40, 3), np.uint8)).save(images / "wd0001.jpg")
-    archive = export_wilddash(model_path, images, tmp_path / "sub", resize_height=32, device="cpu")
+    archive = export_wilddash(
+        model_path, images, tmp_path / "sub", Inference(resize_height=32), device="cpu"
+    )
     assert archive == tmp_path / "sub.zip"
     argv = ["--model", str(model_path), "--images", str(images), "--out", str(tmp_path / "cli")]
     assert main(["export-wilddash", *argv, "--resize-height", "0", "--device", "cpu"]) == 0
@@ -211,10 +214,12 @@ def test_state_round_trip_and_resume_across_the_switch(tiny_datasets, tmp_path, 
 
 
 def test_augment_resizes_the_short_side_first():
-    label = torch.zeros(8, 16, dtype=torch.long)
-    image = torch.zeros(3, 8, 16)
+    label = np.zeros((8, 16), np.uint8)
+    image = np.zeros((8, 16, 3), np.uint8)
     rng = np.random.default_rng(0)
     _, plain = Augment(32, (1.0, 1.0), False)(image, label, rng)
     _, resized = Augment(32, (1.0, 1.0), False, short_side=32)(image, label, rng)
-    assert (plain == 255).any()  # 8x16 padded up to the 32 crop
+    _, halved = Augment(32, (0.5, 0.5), False, short_side=32)(image, label, rng)
+    assert (plain == 255).sum() == 32 * 32 - 8 * 16  # 8x16 padded up to the 32 crop
     assert not (resized == 255).any()  # 32x64 after the short-side resize
+    assert (halved == 255).sum() == 32 * 32 - 16 * 32  # short side 32, then the scale 0.5

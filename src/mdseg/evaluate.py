@@ -3,7 +3,9 @@
 The model's class scores are sliced to the classes the dataset shares with the model (by name,
 plus the dataset's declared aliases), argmax is taken over those, and ground-truth pixels of
 classes the model cannot predict are ignored — UniSeg's protocol for unseen datasets, which
-reduces to ordinary evaluation on a training dataset.
+reduces to ordinary evaluation on a training dataset. Images are scored as
+:class:`mdseg.inference.Inference` says (whole, or by sliding windows), chunk by chunk of label
+rows, so no image's full-resolution scores are ever held.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from mdseg.data import SplitDataset, normalise_images, same_size_batches
+from mdseg.data import SplitDataset, same_size_batches
 from mdseg.datasets.classnames import load_aliases
+from mdseg.inference import Inference, label_scores, split_batch
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.methods import Method
 from mdseg.metrics import confusion, iou_from_confusion, mean_iou
@@ -44,11 +46,13 @@ def evaluate_many(
     out_dir: Path,
     *,
     split: str = "val",
-    resize_height: int | None = None,
+    inference: Inference | None = None,
     device: str = "auto",
     threads: int = 1,
+    workers: int = 0,
 ) -> Iterator[dict[str, Any]]:
-    """Evaluate one saved model on several prepared datasets; write ``<out_dir>/<key>.json``."""
+    """Evaluate one saved model on prepared datasets (the workflow: one per job); write
+    ``<out_dir>/<key>.json``. ``workers`` DataLoader processes decode the images."""
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     method, model, state = load_model(model_path, str(dev))
@@ -61,8 +65,9 @@ def evaluate_many(
             data,
             aliases.get(key, {}),
             dev,
-            resize_height,
+            inference or Inference(),
             desc=f"{state['experiment']['id']} on {key}",
+            workers=workers,
         )
         result.update(
             experiment=state["experiment"]["id"],
@@ -80,8 +85,9 @@ def evaluate_dataset(
     data: SplitDataset,
     aliases: dict[str, list[str]],
     device: torch.device,
-    resize_height: int | None = None,
+    inference: Inference | None = None,
     desc: str = "",
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Per-class IoU (percent), intersections, unions and mIoU of ``model`` on ``data``.
 
@@ -95,11 +101,14 @@ def evaluate_dataset(
     mapping gives the top-level figures, further ones (e.g. a zero-shot mapping) go under
     ``variants`` from the same forward passes.
     """
-    mappings = method.target_matches(model, data.dir.name, data, aliases, device)
+    inference = inference or Inference()
+    mappings = method.target_matches(
+        model, data.dir.name, data, aliases, device, inference=inference
+    )
     n = len(data.classes)
     fulls = {name: torch.zeros(n, n, dtype=torch.long) for name in mappings}
     if any(mappings.values()):
-        _accumulate(method, model, data, mappings, fulls, device, resize_height, desc)
+        _accumulate(method, model, data, mappings, fulls, device, inference, desc, workers)
     gt_pixels = _gt_pixels(data) if not all(mappings.values()) else None
     results = {
         name: _scores(data.classes, method.classes, matches, fulls[name], gt_pixels)
@@ -163,25 +172,31 @@ def _accumulate(
     mappings: dict[str, dict[int, list[int]]],
     fulls: dict[str, torch.Tensor],
     device: torch.device,
-    resize_height: int | None,
+    inference: Inference,
     desc: str,
-    batch_size: int = 8,
+    workers: int = 0,
 ) -> None:
-    """Add every image's confusion (all ground-truth classes) to ``fulls``, per mapping."""
+    """Add every image's confusion (all ground-truth classes) to ``fulls``, per mapping.
+
+    Small images are scored several at a time (:func:`mdseg.inference.split_batch`), large
+    ones alone; each chunk of the label is reduced to predictions as soon as it is scored.
+    """
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        return method.scores(model, images)
+
+    active = {name: matches for name, matches in mappings.items() if matches}
     with torch.inference_mode(), tqdm(total=len(data), desc=desc, unit="img") as bar:
-        for images, labels in same_size_batches(data, batch_size):
-            images = normalise_images(images.to(device))
-            if resize_height and images.shape[-2] != resize_height:
-                width = round(images.shape[-1] * resize_height / images.shape[-2])
-                images = F.interpolate(images, size=(resize_height, width), mode="bilinear")
-            scores = method.scores(model, images)
-            if scores.shape[-2:] != labels.shape[-2:]:
-                scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear")
-            for name, matches in mappings.items():
-                if matches:
-                    pred = sliced_prediction(scores, matches).cpu()
-                    fulls[name] += confusion(pred, labels, len(data.classes))
-            bar.update(len(labels))
+        for batch, batch_labels in same_size_batches(data, 8, workers=workers):
+            for images, labels in split_batch(batch, batch_labels):
+                size = tuple(labels.shape[-2:])
+                chunks = label_scores(score, images.to(device), size, inference)
+                for (rows, cols), scores in chunks:
+                    target = labels[:, rows, cols]
+                    for name, matches in active.items():
+                        pred = sliced_prediction(scores, matches).cpu()
+                        fulls[name] += confusion(pred, target, len(data.classes))
+                bar.update(len(labels))
 
 
 def _rounded(value: float) -> float | None:

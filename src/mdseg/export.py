@@ -16,13 +16,12 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import numpy as np
+import cv2
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from mdseg.data import MEAN, STD
+from mdseg.inference import Inference, predictions
 from mdseg.io import atomic_path
 from mdseg.label_space import normalise
 from mdseg.train import load_model, resolve_device
@@ -71,14 +70,16 @@ def export_wilddash(
     model_path: Path,
     images_dir: Path,
     out_dir: Path,
-    *,
-    resize_height: int | None = 1080,
+    inference: Inference | None = None,
     device: str = "auto",
 ) -> Path:
     """Write ``<out_dir>/<image stem>.png`` for every image of ``images_dir`` and zip them.
 
-    Returns the archive (``<out_dir>.zip``) to upload.
+    Images are scored as ``inference`` says (default: UniSeg's 1080 rows, whole image) and the
+    prediction is made at the image's own size, chunk of rows by chunk. Returns the archive
+    (``<out_dir>.zip``) to upload.
     """
+    inference = inference or Inference(resize_height=1080)
     images = sorted(p for p in Path(images_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise FileNotFoundError(f"{images_dir}: no {'/'.join(IMAGE_SUFFIXES)} images")
@@ -87,18 +88,22 @@ def export_wilddash(
     channels, ids = wd2_channels(method.classes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    def score(batch: torch.Tensor) -> torch.Tensor:
+        return method.scores(model, batch)[:, channels]
+
+    def to_ids(scores: torch.Tensor) -> torch.Tensor:
+        return ids[scores.argmax(dim=1).cpu()]
+
     written = []
     with torch.inference_mode():
         for path in tqdm(images, desc="wilddash2 export", unit="img"):
-            rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
-            image = ((torch.from_numpy(rgb).permute(2, 0, 1) - MEAN) / STD)[None].to(dev)
-            h, w = image.shape[-2:]
-            if resize_height and h != resize_height:
-                size = (resize_height, round(w * resize_height / h))
-                image = F.interpolate(image, size=size, mode="bilinear")
-            scores = method.scores(model, image)[:, channels]
-            scores = F.interpolate(scores, size=(h, w), mode="bilinear")
-            pred = ids[scores.argmax(dim=1)[0].cpu()].numpy()
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ValueError(f"{path}: not a readable image")
+            rgb = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)
+            size = tuple(rgb.shape[-2:])
+            pred = predictions(score, rgb[None].to(dev), size, inference, to_ids)[0].numpy()
             target = out_dir / f"{path.stem}.png"
             with atomic_path(target) as tmp:
                 Image.fromarray(pred).save(tmp, format="PNG")

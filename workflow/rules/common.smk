@@ -22,6 +22,8 @@ wildcard_constraints:
 
 localrules:
     experiment_spec,
+    plan,
+    plan_table,
     resolved_config,
     tables,
     report,
@@ -48,4 +50,26 @@ def text_features(wildcards):
 
 
 def all_evaluations():
-    return [f"results/eval/{exp}" for exp in EXPERIMENTS]
+    """One result file per (experiment, evaluated dataset) (``evaluation.jobs`` says whether
+    each is its own job)."""
+    return [
+        f"results/eval/{exp}/{key}.json"
+        for exp, spec in EXPERIMENTS.items()
+        for key in spec["evaluate"]
+    ]
+
+
+def inference_options(evaluation):
+    """``mdseg evaluate`` flags for the config's ``evaluation`` inference settings."""
+    flags = []
+    if evaluation.get("resize_height"):
+        flags.append(f"--resize-height {evaluation['resize_height']}")
+    if evaluation.get("resize_short_side"):
+        flags.append(f"--resize-short-side {evaluation['resize_short_side']}")
+    if evaluation.get("window"):
+        flags.append(f"--window {evaluation['window']}")
+    if "stride" in evaluation:
+        flags.append(f"--stride {evaluation['stride']}")
+    if evaluation.get("flip"):
+        flags.append("--flip")
+    return " ".join(flags)

@@ -1,33 +1,70 @@
+import os
+import re
+
 from mdseg.cluster import eval_resources
 
+EVALUATION = config["evaluation"]
+# per_model rule names: evaluate_<experiment id with + and - as _>
+EVAL_RULE_SUFFIX = {e: re.sub(r"\W", "_", e) for e in EXPERIMENTS}
 
-rule evaluate:
-    input:
-        model="results/models/{experiment}/model.pt",
-        manifests=lambda wc: [
-            manifest(k) for k in EXPERIMENTS[wc.experiment]["evaluate"]
-        ],
-    output:
-        directory("results/eval/{experiment}"),
-    log:
-        "logs/eval/{experiment}.log",
-    benchmark:
-        "benchmarks/out/eval/{experiment}.tsv"
-    conda:
-        CONDA_ENV
-    threads: config["evaluation"].get("threads", 1)
-    resources:
-        **eval_resources(config),
-    params:
-        datasets=lambda wc: " ".join(EXPERIMENTS[wc.experiment]["evaluate"]),
-        split=config["evaluation"]["split"],
-        resize=(
-            f"--resize-height {config['evaluation']['resize_height']}"
-            if config["evaluation"].get("resize_height")
-            else ""
-        ),
-        device=config["evaluation"].get("device", "auto"),
-    shell:
-        "mdseg evaluate --model {input.model} --datasets {params.datasets}"
-        " --datasets-dir results/datasets --split {params.split} {params.resize}"
-        " --device {params.device} --threads {threads} --out {output} > {log} 2>&1"
+
+EVALUATE_FLAGS = (
+    f"--datasets-dir results/datasets --split {EVALUATION['split']}"
+    f" {inference_options(EVALUATION)} --device {EVALUATION.get('device', 'auto')}"
+    f" --workers {EVALUATION.get('workers', 0)}"
+)
+
+
+if EVALUATION.get("jobs", "per_dataset") == "per_dataset":
+
+    # one job per (model, dataset): a time-out loses one dataset's evaluation
+    rule evaluate:
+        input:
+            model="results/models/{experiment}/model.pt",
+            manifest=lambda wc: manifest(wc.dataset),
+        output:
+            "results/eval/{experiment}/{dataset}.json",
+        log:
+            "logs/eval/{experiment}/{dataset}.log",
+        benchmark:
+            "benchmarks/out/eval/{experiment}/{dataset}.tsv"
+        conda:
+            CONDA_ENV
+        threads: EVALUATION.get("threads", 1)
+        resources:
+            **eval_resources(config),
+        params:
+            flags=EVALUATE_FLAGS,
+            out=lambda wc, output: os.path.dirname(output[0]),
+        shell:
+            "mdseg evaluate --model {input.model} --datasets {wildcards.dataset}"
+            " {params.flags} --threads {threads} --out {params.out} > {log} 2>&1"
+
+else:  # per_model: one job per model over its datasets (saves a process start per dataset)
+
+    for EVAL_ID, EVAL_SPEC in EXPERIMENTS.items():
+
+        rule:
+            name:
+                f"evaluate_{EVAL_RULE_SUFFIX[EVAL_ID]}"
+            input:
+                model=f"results/models/{EVAL_ID}/model.pt",
+                manifests=[manifest(k) for k in EVAL_SPEC["evaluate"]],
+            output:
+                [f"results/eval/{EVAL_ID}/{k}.json" for k in EVAL_SPEC["evaluate"]],
+            log:
+                f"logs/eval/{EVAL_ID}.log",
+            benchmark:
+                f"benchmarks/out/eval/{EVAL_ID}.tsv"
+            conda:
+                CONDA_ENV
+            threads: EVALUATION.get("threads", 1)
+            resources:
+                **eval_resources(config),
+            params:
+                datasets=" ".join(EVAL_SPEC["evaluate"]),
+                flags=EVALUATE_FLAGS,
+                out=lambda wc, output: os.path.dirname(output[0]),
+            shell:
+                "mdseg evaluate --model {input.model} --datasets {params.datasets}"
+                " {params.flags} --threads {threads} --out {params.out} > {log} 2>&1"

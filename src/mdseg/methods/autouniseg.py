@@ -40,6 +40,7 @@ descriptions of the labels each node stands for and of the target's classes.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -50,7 +51,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdseg.data import SplitDataset, normalise_images, same_size_batches
+from mdseg.data import SplitDataset, same_size_batches
+from mdseg.inference import (
+    Inference,
+    all_reduce_sum,
+    label_scores,
+    rank_share,
+    split_batch,
+    training_scale_tiles,
+)
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.methods.base import METHODS, Matches, Method, TrainRun
 from mdseg.methods.multi_head import own_head_loss
@@ -240,29 +249,32 @@ class AutoUniSeg(Method):
 
     @torch.no_grad()
     def _initialise_nodes(self, model: Segmentor, run: TrainRun) -> None:
-        """Merge labels by stage-1 cross-dataset predictions; set nodes and initial adjacency."""
+        """Merge labels by stage-1 cross-dataset predictions; set nodes and initial adjacency.
+
+        The counts come from each dataset's held-out images at the training scale, tile by
+        tile; under DDP each rank counts every world-th image and the counts are summed.
+        """
         sizes = [len(self.dataset_classes[d]) for d in self.datasets]
-        counts = {
-            (i, j): np.zeros((sizes[i], sizes[j]))
-            for i in range(len(sizes))
-            for j in range(len(sizes))
-            if i != j
-        }
+        counts = {}
         was_training = model.training
         model.eval()
         for i, key in enumerate(self.datasets):
             data = _holdout_or_train(run, key)
-            for images, labels in same_size_batches(data):
-                logits = model(normalise_images(images.to(run.device)), head=MULTI).cpu()
-                valid = labels != IGNORE_ID
-                gt = labels[valid]
-                for j in range(len(sizes)):
-                    if j == i:
-                        continue
-                    block = logits[:, self.offsets[j] : self.offsets[j + 1]]
-                    pred = block.argmax(1)[valid]
-                    flat = torch.bincount(gt * sizes[j] + pred, minlength=sizes[i] * sizes[j])
-                    counts[i, j] += flat.view(sizes[i], sizes[j]).numpy()
+            block = self.cross_head_counts(
+                model,
+                data,
+                i,
+                rank_share(range(len(data)), run.ctx),
+                run.device,
+                run.crop_size,
+                run.resize_short_side,
+                run.workers,
+            )
+            all_reduce_sum([block], run.ctx)
+            block = block.cpu().numpy().astype(np.float64)
+            for j in range(len(sizes)):
+                if j != i:
+                    counts[i, j] = block[:, self.offsets[j] : self.offsets[j + 1]]
         model.train(was_training)
         fractions = {k: c / np.maximum(c.sum(1, keepdims=True), 1) for k, c in counts.items()}
         score = self._merge_score(fractions, sizes)
@@ -277,6 +289,36 @@ class AutoUniSeg(Method):
         ).to(graph.adjacency_logits)
         self.active = np.ones(self.nodes, dtype=bool)
         self._update_classes()
+
+    @torch.no_grad()
+    def cross_head_counts(
+        self,
+        model: Segmentor,
+        data: SplitDataset,
+        owner: int,
+        indices: list[int],
+        device: torch.device,
+        window: int | None = None,
+        short_side: int | None = None,
+        workers: int = 0,
+    ) -> torch.Tensor:
+        """Pixel counts ``[K_owner, L]`` (int64, on ``device``) over ``data[indices]`` (a split
+        of dataset ``owner``): row c is its class c, column block j the argmax of head j;
+        the owner's own block stays zero. Tile by tile at the training scale."""
+        sizes = [end - start for start, end in itertools.pairwise(self.offsets)]
+        counts = torch.zeros(sizes[owner], self.offsets[-1], dtype=torch.long, device=device)
+        tiles = training_scale_tiles(data, indices, device, window, short_side, workers)
+        for images, labels in tiles:
+            logits = model(images, head=MULTI)
+            valid = labels != IGNORE_ID
+            gt = labels[valid]
+            for j, (start, end) in enumerate(itertools.pairwise(self.offsets)):
+                if j == owner:
+                    continue
+                pred = logits[:, start:end].argmax(1)[valid]
+                flat = torch.bincount(gt * sizes[j] + pred, minlength=sizes[owner] * sizes[j])
+                counts[:, start:end] += flat.view(sizes[owner], sizes[j])
+        return counts
 
     def _merge_score(
         self, fractions: dict[tuple[int, int], np.ndarray], sizes: list[int]
@@ -369,6 +411,7 @@ class AutoUniSeg(Method):
         data: SplitDataset,
         aliases: dict[str, list[str]],
         device: torch.device,
+        inference: Inference | None = None,
     ) -> dict[str, Matches]:
         if not self.nodes:
             raise RuntimeError(
@@ -389,18 +432,35 @@ class AutoUniSeg(Method):
         fit_data, fit_name = data, "iou_fit_on_evaluated_split"
         if HOLDOUT in data.manifest["splits"]:
             fit_data, fit_name = SplitDataset(data.dir, HOLDOUT), "iou_fit_on_holdout"
-        fitted = fit_many_to_one(iou_matrix(self._confusion(model, fit_data, device)))
+        confusion = self._confusion(model, fit_data, device, inference or Inference())
+        fitted = fit_many_to_one(iou_matrix(confusion))
         return {fit_name: fitted, "zero_shot": self._zero_shot(dataset_key, data.classes)}
 
     @torch.no_grad()
-    def _confusion(self, model: Segmentor, data: SplitDataset, device: torch.device) -> np.ndarray:
-        """Pixel counts ``[active nodes, target classes]`` of argmax node vs ground truth."""
+    def _confusion(
+        self,
+        model: Segmentor,
+        data: SplitDataset,
+        device: torch.device,
+        inference: Inference,
+    ) -> np.ndarray:
+        """Pixel counts ``[active nodes, target classes]`` of argmax node vs ground truth, the
+        images scored as the evaluation scores them (``inference``), so the fitted mapping
+        reads the predictions it will be applied to."""
         n, c = len(self.classes), len(data.classes)
         counts = torch.zeros(n * c, dtype=torch.long)
-        for images, labels in same_size_batches(data):
-            pred = self.scores(model, normalise_images(images.to(device))).argmax(1).cpu()
-            valid = labels != IGNORE_ID
-            counts += torch.bincount(pred[valid] * c + labels[valid], minlength=n * c)
+
+        def score(images: torch.Tensor) -> torch.Tensor:
+            return self.scores(model, images)
+
+        for batch, batch_labels in same_size_batches(data):
+            for images, labels in split_batch(batch, batch_labels):
+                size = tuple(labels.shape[-2:])
+                for (rows, cols), scores in label_scores(score, images.to(device), size, inference):
+                    pred = scores.argmax(1).cpu()
+                    target = labels[:, rows, cols]
+                    valid = target != IGNORE_ID
+                    counts += torch.bincount(pred[valid] * c + target[valid], minlength=n * c)
         return counts.view(n, c).numpy()
 
     def _zero_shot(self, dataset_key: str, classes: list[str]) -> Matches:

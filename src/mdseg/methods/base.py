@@ -16,6 +16,7 @@ from mdseg.registry import Registry
 
 if TYPE_CHECKING:
     from mdseg.data import SplitDataset
+    from mdseg.inference import Inference
 
 # target-dataset class id -> model class ids (``scores`` channels) that predict it
 Matches = dict[int, list[int]]
@@ -35,6 +36,9 @@ class TrainRun:
     out_dir: Path
     ctx: Context = field(default_factory=Context)  # this process's rank in a DDP job
     workers: int = 0  # DataLoader processes for statistics passes (``training.workers``)
+    # statistics passes see images at the training scale, tile by tile (``mdseg.inference``)
+    crop_size: int | None = None  # ``training.crop_size``; None: whole images
+    resize_short_side: int | None = None  # ``training.resize_short_side``
 
 
 class Method:
@@ -116,11 +120,13 @@ class Method:
         data: SplitDataset,
         aliases: dict[str, list[str]],
         device: torch.device,
+        inference: Inference | None = None,
     ) -> dict[str, Matches]:
         """How ``scores`` channels predict a test dataset's classes, per evaluation variant.
 
         The first variant is the primary result; the default matches class names and aliases
-        (UniSeg's slicing). A method may fit a mapping on ``data``'s dataset here.
+        (UniSeg's slicing). A method may fit a mapping on ``data``'s dataset here, scoring its
+        images as the evaluation does (``inference``).
         """
         return {"by_name": match_classes(data.classes, self.classes, aliases)}
 

@@ -3,9 +3,11 @@
 1. For the first ``pretrain_fraction`` of the steps the network trains with Null BCE (eq. 4) on a
    cosine classifier (App. G: L2-normalised features and weights, logits ``t * cos``, t = 20).
 2. At the switch step, per training dataset i and class c, the mean sigmoid activation of every
-   union class over the pixels labelled c gives s_{i,c} (eq. 7). The paper calls s_{i,c} the
-   mean activation of the output layer and puts it in [0, 1]; with logits ``t * cos`` that is
-   the sigmoid of the scaled cosine, which is what a BCE-trained cosine classifier outputs.
+   union class over the pixels labelled c gives s_{i,c} (eq. 7), over un-augmented training
+   images at the training scale, crop-sized tile by tile, split over the ranks. The paper calls
+   s_{i,c} the mean activation of the output layer and puts it in [0, 1]; with logits
+   ``t * cos`` that is the sigmoid of the scaled cosine, which is what a BCE-trained cosine
+   classifier outputs.
 3. τ is the mean of the largest score of every s_{i,c} whose best class lies outside dataset
    i's label space (paper: 0.48 ± 0.01); a label c of dataset i also becomes positive for a union
    class c' outside Y_i when s_{i,c}^{c'} > max(τ, s_{i,c}^{c}) (eq. 6; the paper restricts the
@@ -30,7 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mdseg.data import SplitDataset, normalise_images, same_size_batches
+from mdseg.data import SplitDataset
+from mdseg.distributed import Context
+from mdseg.inference import all_reduce_sum, rank_share, training_scale_tiles
 from mdseg.io import IGNORE_ID, atomic_path
 from mdseg.label_space import lookup_table, normalise, union_by_name
 from mdseg.methods.base import METHODS, Method, TrainRun
@@ -81,35 +85,60 @@ def multi_labels(
 
 
 @torch.no_grad()
+def similarity_sums(
+    model: Segmentor,
+    data: SplitDataset,
+    indices: list[int],
+    union_size: int,
+    device: torch.device,
+    window: int | None = None,
+    short_side: int | None = None,
+    workers: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class of ``data``: the summed sigmoid outputs ``[K, union_size]`` over its pixels in
+    ``data[indices]`` and the pixel counts ``[K]`` (float64, on ``device``), tile by tile at
+    the training scale (:func:`mdseg.inference.training_scale_tiles`)."""
+    k = len(data.classes)
+    sums = torch.zeros(k, union_size, dtype=torch.float64, device=device)
+    counts = torch.zeros(k, dtype=torch.float64, device=device)
+    for images, labels in training_scale_tiles(data, indices, device, window, short_side, workers):
+        acts = torch.sigmoid(model(images, head="main")).permute(0, 2, 3, 1)
+        labels = labels.flatten()
+        valid = labels != IGNORE_ID
+        sums.index_add_(0, labels[valid], acts.reshape(-1, union_size)[valid].double())
+        counts += torch.bincount(labels[valid], minlength=k)[:k].double()
+    return sums, counts
+
+
+@torch.no_grad()
 def class_similarities(
     model: Segmentor,
     splits: list[SplitDataset],
     union_size: int,
     max_images: int,
     device: torch.device,
-    batch_size: int = 4,
+    ctx: Context | None = None,
+    window: int | None = None,
+    short_side: int | None = None,
+    workers: int = 0,
 ) -> list[torch.Tensor]:
     """Eq. 7 per dataset: mean sigmoid output of every union class over the pixels of each class.
 
-    Uses up to ``max_images`` evenly spaced, un-augmented training images per dataset; classes
-    without pixels get a NaN row.
+    Uses up to ``max_images`` evenly spaced, un-augmented training images per dataset, seen at
+    the training scale in ``window``-sized tiles; under DDP each rank takes every world-th of
+    them and the sums are added over the ranks. Classes without pixels get a NaN row.
     """
+    ctx = ctx or Context()
     was_training = model.training
     model.eval()
     result = []
     for data in splits:
-        k = len(data.classes)
-        sums = torch.zeros(k, union_size, dtype=torch.float64, device=device)
-        counts = torch.zeros(k, dtype=torch.float64, device=device)
         picks = np.unique(np.linspace(0, len(data) - 1, min(len(data), max_images)).round())
-        for images, labels in same_size_batches(data, batch_size, [int(i) for i in picks]):
-            acts = torch.sigmoid(model(normalise_images(images.to(device)), head="main")).permute(
-                0, 2, 3, 1
-            )
-            labels = labels.to(device).flatten()
-            valid = labels != IGNORE_ID
-            sums.index_add_(0, labels[valid], acts.reshape(-1, union_size)[valid].double())
-            counts += torch.bincount(labels[valid], minlength=k)[:k].double()
+        mine = rank_share([int(i) for i in picks], ctx)
+        sums, counts = similarity_sums(
+            model, data, mine, union_size, device, window, short_side, workers
+        )
+        all_reduce_sum([sums, counts], ctx)
         mean = (sums / counts[:, None]).float().cpu()
         mean[counts.cpu() == 0] = float("nan")
         result.append(mean)
@@ -182,7 +211,15 @@ class ClassRelationalBCE(Method):
             return
         splits = [run.splits[k] for k in self.datasets]
         similarity = class_similarities(
-            model, splits, len(self.classes), self.similarity_images, run.device
+            model,
+            splits,
+            len(self.classes),
+            self.similarity_images,
+            run.device,
+            run.ctx,
+            run.crop_size,
+            run.resize_short_side,
+            run.workers,
         )
         self._set_similarity(similarity)
         if self.restart:

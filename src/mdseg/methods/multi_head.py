@@ -24,6 +24,7 @@ from mdseg.models.segmentor import Segmentor
 
 if TYPE_CHECKING:
     from mdseg.data import SplitDataset
+    from mdseg.inference import Inference
 
 HEAD = "multi"
 
@@ -86,6 +87,7 @@ class MultiHead(Method):
         data: SplitDataset,
         aliases: dict[str, list[str]],
         device: torch.device,
+        inference: Inference | None = None,
     ) -> dict[str, Matches]:
         heads = {f"head_{d}": self.head_matches(d, data.classes, aliases) for d in self.datasets}
         if dataset_key in self.datasets:
