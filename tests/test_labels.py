@@ -241,7 +241,7 @@ def test_encode_datasets_writes_features(tiny_hf: Path, tmp_path: Path) -> None:
     out = tmp_path / "labels" / "features.pt"
     encode_datasets(["camvid", "voc"], encoder, out)
     data = torch.load(out)
-    assert data["encoder"] == "hf" and data["dim"] == 32
+    assert data["encoder"] == "hf" and data["dim"] == 32 and data["source"] == str(tiny_hf)
     assert list(data["datasets"]) == ["camvid", "voc"]
     voc = data["datasets"]["voc"]
     assert voc["classes"] == load_classnames("voc")

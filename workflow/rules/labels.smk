@@ -1,4 +1,9 @@
+from mdseg.cluster import encode_resources
+
+
 rule encode_labels:
+    input:
+        ENCODER_RECORDS,
     output:
         "results/labels/{encoder}/features.pt",
     log:
@@ -7,10 +12,12 @@ rule encode_labels:
         "benchmarks/out/labels/{encoder}.tsv"
     conda:
         CONDA_ENV
+    resources:
+        **encode_resources(config),
     params:
         datasets=" ".join(DATASET_KEYS),
         path=config["encoder"].get("path") or "",
         device=config["encoder"].get("device", "cpu"),
     shell:
-        "mdseg encode {params.datasets} --encoder {wildcards.encoder}"
+        "HF_HUB_OFFLINE=1 mdseg encode {params.datasets} --encoder {wildcards.encoder}"
         " --path '{params.path}' --device {params.device} --out {output} > {log} 2>&1"

@@ -17,10 +17,11 @@ from mdseg.labels.encoders import TextEncoder
 def encode_datasets(
     keys: list[str], encoder: TextEncoder, out_path: str | Path, batch_size: int = 32
 ) -> None:
-    """Write ``{"encoder", "dim", "datasets": {key: {"classes", "descriptions", "features"}}}``.
+    """Write ``{"encoder", "source", "dim", "datasets": {key: {"classes", "descriptions", ...}}}``.
 
-    ``features`` is a float32 tensor ``[n_classes, dim]`` in class-id order. The file is written
-    atomically, so an interrupted run never leaves a partial ``features.pt``.
+    Each dataset entry also holds ``features``, a float32 tensor ``[n_classes, dim]`` in class-id
+    order; ``source`` is the model folder they came from (a hub snapshot is named by its
+    revision). The file is written atomically: an interrupted run leaves no partial file.
     """
     datasets: dict[str, dict[str, Any]] = {}
     for key in tqdm(keys, desc=f"encoding labels ({encoder.name})", unit="dataset"):
@@ -30,6 +31,11 @@ def encode_datasets(
             "descriptions": descriptions,
             "features": encoder.encode(descriptions, batch_size=batch_size).float().contiguous(),
         }
-    payload = {"encoder": encoder.name, "dim": encoder.dim, "datasets": datasets}
+    payload = {
+        "encoder": encoder.name,
+        "source": encoder.source,
+        "dim": encoder.dim,
+        "datasets": datasets,
+    }
     with atomic_path(out_path) as tmp:
         torch.save(payload, tmp)

