@@ -20,6 +20,7 @@ echo "$jobs" | grep "rule_train" | grep -q "|gpu|.*gres/gpu=1" || { echo "$jobs"
 echo "$jobs" | grep "rule_evaluate" | grep -q "|gpu|.*gres/gpu=1" || { echo "$jobs"; exit 1; }
 echo "$jobs" | grep "rule_synthetic_dataset" | grep -q "|cpu|" || { echo "$jobs"; exit 1; }
 
+# failing.yaml sets cluster.retry_margin 0: the train rule's retries come from the config
 start=$(date +%s)
 target=results/models/multi_ce-hrnet_w18_small_v2-C+M/model.pt
 if "${SM[@]}" --configfile experiments/tiny.yaml .ci/slurm/cluster.yaml .ci/slurm/failing.yaml \

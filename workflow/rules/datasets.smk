@@ -1,3 +1,5 @@
+from mdseg.cluster import prepare_resources
+
 if config["benchmark"] == "synthetic":
 
     rule synthetic_dataset:
@@ -31,6 +33,10 @@ else:
     DATA_ROOT = config.get("data_root", "data")
     REAL = config.get("real", {})
 
+    # downloads run on the submitting machine: compute nodes often cannot reach the servers
+    localrules:
+        fetch_dataset,
+
     rule fetch_dataset:
         output:
             f"{DATA_ROOT}/extracted/{{dataset}}/.extracted",
@@ -60,6 +66,8 @@ else:
         conda:
             CONDA_ENV
         threads: REAL.get("jobs", 2)
+        resources:
+            **prepare_resources(config),
         params:
             source=lambda wc: f"{DATA_ROOT}/extracted/{wc.dataset}",
             incomplete="--allow-incomplete" if REAL.get("allow_incomplete") else "",
