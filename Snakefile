@@ -15,6 +15,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/weights.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/labels.smk"
 include: "workflow/rules/train.smk"
@@ -32,3 +33,15 @@ rule all:
 rule datasets:
     input:
         all_manifests(),
+
+
+# `snakemake plan`: print each experiment's GPUs, images, GPU-hours and SLURM jobs (mdseg plan)
+rule plan:
+    input:
+        rules.plan_table.output.text,
+    log:
+        "logs/plan.print.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "tee {log} < {input}"

@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mdseg.inference import Inference
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -51,12 +55,35 @@ def _encode(args: argparse.Namespace) -> None:
     encode_datasets(args.datasets, encoder, args.out)
 
 
+def _weights(args: argparse.Namespace) -> None:
+    from mdseg.io import write_json
+    from mdseg.weights import fetch_imagenet, fetch_snapshot
+
+    fetch = fetch_imagenet if args.kind == "backbone" else fetch_snapshot
+    record = fetch(args.name)
+    if args.out:
+        write_json(args.out, record)
+    print(json.dumps(record, indent=2, sort_keys=True))
+
+
 def _train(args: argparse.Namespace) -> None:
     from mdseg.train import train
 
     experiment = json.loads(args.experiment.read_text())
     dirs = {k: args.datasets_dir / k for k in experiment["train"]}
     train(experiment, dirs, args.out, text_features=args.text_features)
+
+
+def _inference(args: argparse.Namespace) -> Inference:
+    from mdseg.inference import Inference
+
+    return Inference(
+        args.window or None,
+        args.stride,
+        args.flip,
+        args.resize_height or None,
+        args.resize_short_side or None,
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -68,9 +95,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         args.datasets_dir,
         args.out,
         split=args.split,
-        resize_height=args.resize_height,
+        inference=_inference(args),
         device=args.device,
         threads=args.threads,
+        workers=args.workers,
     ):
         print(f"{result['experiment']} on {result['dataset']}: mIoU {result['miou']}")
 
@@ -78,13 +106,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _export_wilddash(args: argparse.Namespace) -> None:
     from mdseg.export import export_wilddash
 
-    archive = export_wilddash(
-        args.model,
-        args.images,
-        args.out,
-        resize_height=args.resize_height or None,
-        device=args.device,
-    )
+    archive = export_wilddash(args.model, args.images, args.out, _inference(args), args.device)
     print(archive)
 
 
@@ -94,6 +116,34 @@ def _tables(args: argparse.Namespace) -> None:
     config = json.loads(args.config.read_text())
     for path in build_tables(config, args.eval_dir, args.datasets_dir, args.models_dir, args.out):
         print(path)
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from mdseg import plan
+    from mdseg.cluster import settings
+    from mdseg.experiments import expand_experiments
+
+    config = json.loads(args.config.read_text())
+    cluster = settings(config)
+    table = plan.read_table(cluster["throughput"])
+    rows = plan.plan_rows(expand_experiments(config), cluster, table)
+    text = plan.format_table(rows)
+    print(text)
+    if args.out:
+        plan.write_csv(rows, args.out)
+    if args.text:
+        args.text.write_text(text + "\n")
+
+
+def _inference_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--window", type=int, default=None, help="sliding-window size (0 or absent: whole image)"
+    )
+    s.add_argument("--stride", type=float, default=2 / 3, help="window stride, a fraction of it")
+    s.add_argument("--flip", action="store_true", help="add the mirrored image's scores")
+    s.add_argument(
+        "--resize-short-side", type=int, default=None, help="inference short side (AutoUniSeg: 512)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,10 +186,18 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("encode", help="encode the label descriptions of datasets")
     s.add_argument("datasets", nargs="+", help="dataset keys")
     s.add_argument("--encoder", default="minilm")
-    s.add_argument("--path", default=None, help="local model folder (encoder 'hf')")
+    s.add_argument("--path", default=None, help="local model folder or cached hub id")
     s.add_argument("--device", default="cpu")
     s.add_argument("--out", type=Path, required=True)
     s.set_defaults(func=_encode)
+
+    s = sub.add_parser(
+        "weights", help="fill the hub cache with pretrained weights (run where the network is)"
+    )
+    s.add_argument("kind", choices=["backbone", "encoder"])
+    s.add_argument("name", help="backbone (ImageNet weights from timm) or text encoder hub id")
+    s.add_argument("--out", type=Path, default=None, help="JSON record: revision, files, sha256")
+    s.set_defaults(func=_weights)
 
     s = sub.add_parser("train", help="train one experiment")
     s.add_argument("--experiment", type=Path, required=True, help="experiment.json")
@@ -152,12 +210,14 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="evaluate a model on datasets (one JSON each)")
     s.add_argument("--model", type=Path, required=True)
-    s.add_argument("--datasets", nargs="+", required=True)
+    s.add_argument("--datasets", nargs="+", required=True, help="the workflow passes one")
     s.add_argument("--datasets-dir", type=Path, default=Path("results/datasets"))
     s.add_argument("--split", default="val")
-    s.add_argument("--resize-height", type=int, default=None)
+    s.add_argument("--resize-height", type=int, default=None, help="inference rows (UniSeg: 1080)")
+    _inference_options(s)
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--workers", type=int, default=0, help="DataLoader processes decoding images")
     s.add_argument("--out", type=Path, required=True, help="folder for <dataset>.json")
     s.set_defaults(func=_evaluate)
 
@@ -170,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--resize-height", type=int, default=1080, help="inference height (0: native size)"
     )
+    _inference_options(s)
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_export_wilddash)
 
@@ -180,6 +241,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--models-dir", type=Path, default=Path("results/models"))
     s.add_argument("--out", type=Path, default=Path("results/tables"))
     s.set_defaults(func=_tables)
+
+    s = sub.add_parser(
+        "plan", help="GPUs, images, GPU-hours, wall time and SLURM jobs of each experiment"
+    )
+    s.add_argument("--config", type=Path, required=True, help="the workflow config as JSON")
+    s.add_argument("--out", type=Path, default=None, help="write the plan as CSV")
+    s.add_argument("--text", type=Path, default=None, help="write the printed table")
+    s.set_defaults(func=_plan)
     return p
 
 
