@@ -14,8 +14,12 @@ The images are smoothed noise with fine grain, so the PNGs are as large as photo
 Goals: new >= 8x old and >= 70 % of decode per worker; 2 workers >= 1.8x one.
 Last, the embedded default's input (200 steps of 8 crops from 64 px images, config.yaml) in the
 training process and in one worker, which picks its ``training.workers``.
+``--rotate-blur`` adds UniSeg's rotation (±10°) and blur (p = 0.5, sigma 0-4; numpee/UniSeg
+base_augmentation.yaml, transformations/__init__.py): the augmentation alone, per image, without
+and with them, at 768 from 2048x1024 and at 64 from 64x64, a worker's rate with them, and the
+default run's input with them.
 
-    python benchmarks/input_pipeline.py [--images 12] [--repeats 3] [--steps 12]
+    python benchmarks/input_pipeline.py [--images 12] [--repeats 3] [--steps 12] [--rotate-blur]
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from mdseg.io import IGNORE_ID, write_json, write_split_list
 from mdseg.loader import RankBatches, training_batches
 
 CROP, SCALE, SIZE = 768, (0.5, 2.0), (1024, 2048)
+UNISEG = {"rotate_degrees": 10.0, "blur_probability": 0.5}  # base_augmentation.yaml, GaussianBlur
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
@@ -119,17 +124,50 @@ def loader_rate(stream: RankBatches, steps: int, workers: int) -> float:
     return steps * stream.batch_size / (time.perf_counter() - start)
 
 
-def default_input_seconds(root: Path, workers: int) -> float:
-    """Seconds for the default run's 200 batches of 8 64 px crops (2 datasets, balanced)."""
+def default_input_seconds(root: Path, workers: int, extra: dict[str, float] | None = None) -> float:
+    """Seconds for the default run's 200 batches of 8 64 px crops (2 datasets, balanced), with
+    ``extra`` :class:`Augment` options."""
     data = []
     for key in ("a", "b"):
-        folder = write_dataset(root / f"{key}{workers}", 40, size=(64, 64))
+        folder = root / f"{key}{workers}"
+        if not folder.exists():
+            write_dataset(folder, 40, size=(64, 64))
         data.append(SplitDataset(folder, "train"))
-    stream = RankBatches(data, 8, Augment(64, SCALE, True), "balanced", seed=0)
+    stream = RankBatches(data, 8, Augment(64, SCALE, True, **(extra or {})), "balanced", seed=0)
     start = time.perf_counter()
     for _ in training_batches(stream, 0, 200, workers):
         pass
     return time.perf_counter() - start
+
+
+def augment_ms(data: SplitDataset, augment: Augment, n: int = 40) -> float:
+    """Milliseconds per ``augment`` call on decoded images (decoding excluded), over ``n``
+    calls cycling through ``data``'s images."""
+    items = [data.read(i) for i in range(min(len(data), 4))]
+    rng = np.random.default_rng(0)
+    augment(*items[0], rng)
+    start = time.perf_counter()
+    for i in range(n):
+        augment(*items[i % len(items)], rng)
+    return (time.perf_counter() - start) / n * 1000
+
+
+def rotate_blur_costs(tmp: Path, data: SplitDataset) -> None:
+    """What UniSeg's rotation and blur add: per image, per worker, and to the default run."""
+    small = SplitDataset(write_dataset(tmp / "small", 4, size=(64, 64)), "train")
+    for name, split, crop in (("768 from 2048x1024", data, CROP), ("64 from 64x64", small, 64)):
+        off = augment_ms(split, Augment(crop, SCALE, True), 40 if crop == CROP else 2000)
+        on = augment_ms(split, Augment(crop, SCALE, True, **UNISEG), 40 if crop == CROP else 2000)
+        rotate = augment_ms(split, Augment(crop, SCALE, True, rotate_degrees=10.0), 40)
+        print(
+            f"augmentation {name}: {off:7.3f} ms plain, {on:7.3f} ms with rotation+blur "
+            f"(+{on - off:.3f} ms; rotation alone {rotate:.3f} ms)"
+        )
+    stream = RankBatches([data], 4, Augment(CROP, SCALE, True, **UNISEG), "concat", seed=0)
+    rate = per_second(lambda i: stream.item(0, i, (0, i)), len(data))
+    print(f"per worker with rotation+blur {rate:6.2f} img/s (decode included)")
+    inline = default_input_seconds(tmp, 0, UNISEG)
+    print(f"default run's input with rotation+blur: {inline:.2f} s inline")
 
 
 def main() -> None:
@@ -137,6 +175,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12, help="PNG pairs (and timed items)")
     parser.add_argument("--repeats", type=int, default=3, help="1-vs-2-worker alternations")
     parser.add_argument("--steps", type=int, default=12, help="timed batches of 4 per setting")
+    parser.add_argument(
+        "--rotate-blur", action="store_true", help="also time UniSeg's rotation and blur"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -167,6 +208,8 @@ def main() -> None:
         )
         inline, worker = (default_input_seconds(Path(tmp), w) for w in (0, 1))
         print(f"default run's input: {inline:.2f} s inline, {worker:.2f} s in 1 worker")
+        if args.rotate_blur:
+            rotate_blur_costs(Path(tmp), data)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
+import hashlib
+
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mdseg.data import PAD_COLOUR, Augment, SplitDataset, normalise_images
+from mdseg.data import PAD_COLOUR, ROTATE_FILL, Augment, Draw, SplitDataset, normalise_images
 from mdseg.io import IGNORE_ID
 from mdseg.loader import RankBatches
 
@@ -118,6 +121,102 @@ def test_augment_matches_rescaling_the_whole_image_then_cropping():
         assert (torch.from_numpy(img[:vh, :vw]).float() - want).abs().max() <= 1.0, seed
         assert np.array_equal(lbl[:vh, :vw], scaled_label[top : top + vh, left : left + vw])
         assert (lbl[vh:] == IGNORE_ID).all() and (lbl[:, vw:] == IGNORE_ID).all()
+
+
+def golden_inputs() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(123)
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    return image, rng.integers(0, 5, (37, 53)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("off", [{}, {"rotate_degrees": 0, "blur_probability": 0}])
+def test_rotation_and_blur_off_give_the_former_crops_byte_for_byte(off):
+    """SHA-256 of 40 crops made by the pipeline before rotation and blur existed (commit
+    1dd6e79): with both off the draws and the arithmetic are unchanged."""
+    image, label = golden_inputs()
+    digest = hashlib.sha256()
+    for augment in (Augment(24, (0.5, 2.0), **off), Augment(48, (0.5, 2.0), short_side=40, **off)):
+        for seed in range(20):
+            img, lbl = augment(image, label, np.random.default_rng(seed))
+            digest.update(img.tobytes())
+            digest.update(lbl.tobytes())
+    assert digest.hexdigest() == "ae36f6b9a11bd03498458573641a135bcf478271633abd717861a3d9bf4d3862"
+
+
+def test_quarter_turn_is_rot90_counter_clockwise():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    label = np.arange(256, dtype=np.int64).reshape(16, 16) % 200
+    img, lbl = Augment(16, (1.0, 1.0)).apply(image, label, Draw(1.0, 0, 0, False, angle=90.0))
+    assert np.array_equal(img, np.rot90(image)) and np.array_equal(lbl, np.rot90(label))
+    assert lbl.dtype == np.int64
+
+
+def test_rotation_keeps_image_and_label_aligned():
+    """The image is a ramp (red = 4 x column, green = 4 x row) and the label the 8-pixel block
+    of the pixel, a function of its colour. Bilinear resampling keeps a ramp exact, so a crop
+    pixel's colour says where in the source it sampled, and the label there must be that
+    block's (away from block edges, where nearest and bilinear may round apart)."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    image = np.stack([xx * 4, yy * 4, np.full_like(xx, 7)], axis=2).astype(np.uint8)
+    label = (xx // 8 + 8 * (yy // 8)).astype(np.uint8)
+    augment = Augment(40, (0.7, 1.5), flip=True, rotate_degrees=10)
+    checked = 0
+    for seed in range(20):
+        draw = augment.draw(label.shape, np.random.default_rng(seed))
+        assert draw.angle != 0 and abs(draw.angle) <= 10
+        img, lbl = augment(image, label, np.random.default_rng(seed))
+        sx, sy = img[..., 0] / 4, img[..., 1] / 4
+        interior = (sx % 8 > 1) & (sx % 8 < 7) & (sy % 8 > 1) & (sy % 8 < 7) & (lbl != IGNORE_ID)
+        want = sx // 8 + 8 * (sy // 8)
+        assert np.array_equal(lbl[interior], want[interior]), seed
+        checked += interior.sum()
+    assert checked > 20 * 40 * 40 / 3
+
+
+def test_rotated_out_corners_are_black_and_ignore_and_pads_stay_padding():
+    image, label = np.full((32, 32, 3), 90, np.uint8), np.full((32, 32), 3, np.uint8)
+    img, lbl = Augment(32, (1.0, 1.0)).apply(image, label, Draw(1.0, 0, 0, False, angle=10.0))
+    for y, x in ((0, 0), (0, 31), (31, 0), (31, 31)):
+        assert lbl[y, x] == IGNORE_ID and tuple(img[y, x]) == ROTATE_FILL
+    assert (lbl[8:24, 8:24] == 3).all() and (img[8:24, 8:24] == 90).all()
+    assert ((lbl == IGNORE_ID) == (img == 0).all(axis=2)).all()  # the same pixels left out
+    # an 8x8 image in a 16 crop: the padded quarter stays the mean colour, turned in the crop
+    img, lbl = Augment(16, (1.0, 1.0)).apply(
+        image[:8, :8], label[:8, :8], Draw(1.0, 0, 0, False, angle=10.0)
+    )
+    assert lbl[12, 12] == IGNORE_ID and tuple(img[12, 12]) == PAD_COLOUR
+    assert lbl[3, 4] == 3 and tuple(img[0, 15]) == ROTATE_FILL
+
+
+def test_blur_touches_the_image_only_and_follows_the_draw():
+    image, label = golden_inputs()
+    plain = Augment(24, (0.5, 2.0))
+    blurred = Augment(24, (0.5, 2.0), blur_probability=1.0, blur_sigmas=(1.5,))
+    for seed in range(5):
+        img, lbl = plain(image, label, np.random.default_rng(seed))
+        img_b, lbl_b = blurred(image, label, np.random.default_rng(seed))
+        assert np.array_equal(lbl_b, lbl)
+        want = cv2.GaussianBlur(img, (0, 0), 1.5, borderType=cv2.BORDER_REPLICATE)
+        assert np.array_equal(img_b, want) and not np.array_equal(img_b, img)
+    # sigma 0 (the authors' radius 0) leaves the image as it is
+    none = Augment(24, (0.5, 2.0), blur_probability=1.0, blur_sigmas=(0.0,))
+    assert np.array_equal(
+        none(image, label, np.random.default_rng(0))[0],
+        plain(image, label, np.random.default_rng(0))[0],
+    )
+
+
+def test_blur_probability_and_sigma_choice():
+    def sigmas(augment: Augment) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        return np.array([augment.draw((40, 40), rng).sigma for _ in range(4000)])
+
+    drawn = sigmas(Augment(16, blur_probability=0.3, blur_sigmas=(2.0,)))
+    assert set(drawn) == {0.0, 2.0} and abs((drawn > 0).mean() - 0.3) < 0.03  # 4 s.d.
+    drawn = sigmas(Augment(16, blur_probability=1.0))  # the authors' radii 0-4, uniform
+    counts = np.array([(drawn == s).sum() for s in (0, 1, 2, 3, 4)]) / len(drawn)
+    assert np.abs(counts - 0.2).max() < 0.03
 
 
 def test_batches_are_balanced_and_a_function_of_step(tiny_datasets):

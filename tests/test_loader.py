@@ -22,11 +22,12 @@ class CountingSplit(SplitDataset):
         return super().read(index)
 
 
-def stream(tiny_datasets, sampling: str, positions=None, batch: int = 8) -> RankBatches:
+def stream(
+    tiny_datasets, sampling: str, positions=None, batch: int = 8, augment: Augment | None = None
+) -> RankBatches:
     splits = [CountingSplit(p, "train") for p in tiny_datasets.values()]
-    return RankBatches(
-        splits, batch, Augment(16, (0.5, 2.0)), sampling, seed=5, positions=positions
-    )
+    augment = augment or Augment(16, (0.5, 2.0))
+    return RankBatches(splits, batch, augment, sampling, seed=5, positions=positions)
 
 
 @pytest.mark.parametrize("sampling", ["balanced", "concat"])
@@ -50,8 +51,15 @@ def test_union_of_rank_shards_is_the_one_process_batch(tiny_datasets, sampling):
         assert [len(d.reads) for d in ranks[0][1].datasets] == [4, 4]  # every dataset per rank
 
 
-def test_workers_and_a_late_start_give_the_same_batches(tiny_datasets):
-    data = stream(tiny_datasets, "concat", batch=4)
+@pytest.mark.parametrize(
+    "augment",
+    [
+        Augment(16, (0.5, 2.0)),
+        Augment(16, (0.5, 2.0), rotate_degrees=10, blur_probability=0.5),  # UniSeg's
+    ],
+)
+def test_workers_and_a_late_start_give_the_same_batches(tiny_datasets, augment):
+    data = stream(tiny_datasets, "concat", batch=4, augment=augment)
     inline = list(training_batches(data, 0, 6, workers=0))
     before = torch.get_rng_state()
     resumed = list(training_batches(data, 3, 6, workers=2))

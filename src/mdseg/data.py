@@ -111,9 +111,31 @@ def same_size_batches(
 PAD_COLOUR = tuple(round(255 * m) for m in MEAN.flatten().tolist())
 
 
+# Where a rotation turns the crop's corners out of view: black, as UniSeg's ``Rotate``
+# (numpee/UniSeg transformations/joint_transforms.py: PIL ``Image.rotate`` with no fill colour).
+ROTATE_FILL = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The random choices of one :class:`Augment` call.
+
+    ``scale``: source pixels to crop pixels (the random scale times the short-side factor);
+    ``top``, ``left``: the crop window in the rescaled frame; ``angle``: degrees,
+    counter-clockwise about the crop centre; ``sigma``: Gaussian blur of the image (0: none).
+    """
+
+    scale: float
+    top: int
+    left: int
+    flip: bool
+    angle: float = 0.0
+    sigma: float = 0.0
+
+
 @dataclass(frozen=True)
 class Augment:
-    """Random rescale, random crop (padded with ignore) and horizontal flip, as the papers do.
+    """Random rescale, random crop (padded with ignore), rotation, horizontal flip and blur.
 
     ``short_side`` first brings every image's shorter side to that many pixels (UniSeg: 1080,
     so datasets of different resolutions give crops of one scale); the random scale applies on
@@ -125,48 +147,142 @@ class Augment:
     bilinear for the image (half-pixel centres, edge pixels repeated, like
     ``F.interpolate(align_corners=False)``), centre-aligned nearest neighbour for the label.
     Where the window leaves the rescaled image the crop holds :data:`PAD_COLOUR` and ignore.
+
+    UniSeg's training augmentation (numpee/UniSeg configs/augmentation/base_augmentation.yaml,
+    transformations/__init__.py) is: scale, crop, rotate by an angle uniform in ±10° about the
+    crop centre (``joint_transforms.Rotate``), flip, then Gaussian blur of the image only with
+    probability 0.5 and a radius (PIL's standard deviation) drawn from 0-4
+    (``single_transforms.GaussianBlur``). ``rotate_degrees`` and ``blur_probability`` (0: off,
+    the paper's §4.1 names only scaling and flipping) switch these on. The rotation is folded
+    into the crop's resampling (one affine: scale, rotate, translate; the authors resample
+    twice): crop pixels turned out of view are :data:`ROTATE_FILL` (the authors' black) and
+    ignore. The authors' label fill is raw id 0, which is ignore in Cityscapes but road in BDD
+    and IDD and bird in Mapillary; ignore is the fill that means "no label" in every dataset.
+    The blur (``cv2.GaussianBlur``, edges repeated as PIL's box passes do) runs on the uint8
+    crop after the flip, as the authors' input transform runs after the joint ones.
     """
 
     crop: int
     scale: tuple[float, float] = (0.5, 2.0)
     flip: bool = True
     short_side: int | None = None
+    rotate_degrees: float = 0.0
+    blur_probability: float = 0.0
+    blur_sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
 
     def __call__(
         self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         """``[H, W, 3]`` uint8 image and ``[H, W]`` label to ``[crop, crop, 3]`` and ``[crop,
-        crop]`` (label dtype kept); draws scale, top, left, flip from ``rng`` in that order."""
-        h, w = label.shape
+        crop]`` (label dtype kept), with choices from :meth:`draw`."""
+        return self.apply(image, label, self.draw(label.shape, rng))
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator) -> Draw:
+        """Draws scale, top, left, flip from ``rng`` in that order, then the angle (only when
+        ``rotate_degrees``), then the blur (only when ``blur_probability``): with those off the
+        draws, and so the batch stream, are those of the pipeline without them."""
+        h, w = shape
         s = rng.uniform(*self.scale)
         if self.short_side:
             s *= self.short_side / min(h, w)
         rows, cols = max(1, round(h * s)), max(1, round(w * s))  # the rescaled frame
         top = int(rng.integers(0, max(rows, self.crop) - self.crop + 1))
         left = int(rng.integers(0, max(cols, self.crop) - self.crop + 1))
-        flip = self.flip and rng.random() < 0.5
+        flip = self.flip and bool(rng.random() < 0.5)
+        angle = 0.0
+        if self.rotate_degrees:
+            angle = float(rng.uniform(-self.rotate_degrees, self.rotate_degrees))
+        sigma = 0.0
+        if self.blur_probability and rng.random() < self.blur_probability:
+            sigma = float(self.blur_sigmas[int(rng.integers(len(self.blur_sigmas)))])
+        return Draw(s, top, left, flip, angle, sigma)
+
+    def apply(
+        self, image: np.ndarray, label: np.ndarray, draw: Draw
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The crop of ``image`` and ``label`` that ``draw`` describes."""
+        h, w = label.shape
+        rows, cols = max(1, round(h * draw.scale)), max(1, round(w * draw.scale))
         fy, fx = h / rows, w / cols  # source pixels per rescaled pixel
+        top, left = draw.top, draw.left
         vh, vw = min(self.crop, rows - top), min(self.crop, cols - left)  # inside the frame
-        # output pixel (x, y) samples the source at ((x + left + 0.5) * fx - 0.5, ...)
+        # crop pixel (x, y) samples the source at ((x + left + 0.5) * fx - 0.5, ...)
         warp = np.array([[fx, 0.0, (left + 0.5) * fx - 0.5], [0.0, fy, (top + 0.5) * fy - 0.5]])
-        window = cv2.warpAffine(
+        if draw.angle:
+            out_image, out_label = self._rotated(image, label, warp, draw.angle, (vh, vw))
+        else:
+            window = cv2.warpAffine(
+                image,
+                warp,
+                (vw, vh),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+            src_rows = np.minimum(((np.arange(vh) + top + 0.5) * fy).astype(np.intp), h - 1)
+            src_cols = np.minimum(((np.arange(vw) + left + 0.5) * fx).astype(np.intp), w - 1)
+            window_label = label.take(src_rows, 0).take(src_cols, 1)
+            if (vh, vw) == (self.crop, self.crop):
+                out_image, out_label = window, window_label
+            else:
+                out_image = np.empty((self.crop, self.crop, 3), np.uint8)
+                out_image[:] = PAD_COLOUR
+                out_image[:vh, :vw] = window
+                out_label = np.full((self.crop, self.crop), IGNORE_ID, label.dtype)
+                out_label[:vh, :vw] = window_label
+        if draw.flip:
+            out_image, out_label = cv2.flip(out_image, 1), cv2.flip(out_label, 1)
+        if draw.sigma:
+            out_image = cv2.GaussianBlur(
+                out_image, (0, 0), draw.sigma, borderType=cv2.BORDER_REPLICATE
+            )
+        return out_image, out_label
+
+    def _rotated(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        warp: np.ndarray,
+        angle: float,
+        inside: tuple[int, int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The crop that ``warp`` (crop pixel to source) resamples, turned ``angle`` degrees
+        counter-clockwise about its centre, in one resampling of the source. An output pixel
+        takes the crop pixel nearest to its rotated-back position: beyond the crop it is
+        :data:`ROTATE_FILL` and ignore; in the crop but beyond ``inside`` (the rows and columns
+        of the rescaled frame) it is :data:`PAD_COLOUR` and ignore, as if padded, then turned.
+        """
+        centre = (self.crop - 1) / 2
+        back = cv2.getRotationMatrix2D((centre, centre), -angle, 1.0)  # output -> crop pixel
+        total = np.hstack([warp[:, :2] @ back[:, :2], warp[:, :2] @ back[:, 2:] + warp[:, 2:]])
+        out_image = cv2.warpAffine(
             image,
-            warp,
-            (vw, vh),
+            total,
+            (self.crop, self.crop),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        src_rows = np.minimum(((np.arange(vh) + top + 0.5) * fy).astype(np.intp), h - 1)
-        src_cols = np.minimum(((np.arange(vw) + left + 0.5) * fx).astype(np.intp), w - 1)
-        window_label = label.take(src_rows, 0).take(src_cols, 1)
-        if (vh, vw) == (self.crop, self.crop):
-            out_image, out_label = window, window_label
-        else:
-            out_image = np.empty((self.crop, self.crop, 3), np.uint8)
-            out_image[:] = PAD_COLOUR
-            out_image[:vh, :vw] = window
-            out_label = np.full((self.crop, self.crop), IGNORE_ID, label.dtype)
-            out_label[:vh, :vw] = window_label
-        if flip:
-            out_image, out_label = cv2.flip(out_image, 1), cv2.flip(out_label, 1)
+        # OpenCV's nearest rounds the source position (floor(x + 0.5)): the centre-aligned rule
+        # of the unrotated path; it resamples 8- and 16-bit ids, other ids go through float32
+        ids = label if label.dtype in (np.uint8, np.uint16) else label.astype(np.float32)
+        out_label = cv2.warpAffine(
+            ids,
+            total,
+            (self.crop, self.crop),
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        ).astype(label.dtype, copy=False)
+        # where each output pixel's nearest crop pixel lies: 2 in the frame, 1 padding, 0 beyond
+        region = np.ones((self.crop, self.crop), np.uint8)
+        region[: inside[0], : inside[1]] = 2
+        region = cv2.warpAffine(
+            region,
+            back,
+            (self.crop, self.crop),
+            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        out_label[region != 2] = IGNORE_ID
+        out_image[region == 0] = ROTATE_FILL
+        out_image[region == 1] = PAD_COLOUR
         return out_image, out_label

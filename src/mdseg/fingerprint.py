@@ -28,6 +28,9 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",
     "accumulate": 1,
     "resize_short_side": None,
+    "rotate_degrees": 0,
+    "blur_probability": 0,
+    "blur_sigmas": [0, 1, 2, 3, 4],
 }
 
 
