@@ -46,3 +46,41 @@ def test_duplicate_experiment_is_an_error():
     entry = {"methods": ["single"], "backbones": ["hrnet_w18_small_v2"], "train": ["C"]}
     with pytest.raises(ValueError, match="already defined"):
         expand_experiments({**BASE, "experiments": [entry, entry]})
+
+
+def cr_bce_entries(**cr: object) -> list[dict]:
+    grid = {"backbones": ["hrnet_w18_small_v2"], "train": ["C+I+B+M", "C+I+B"]}
+    return [
+        {"methods": ["cosine_bce"], **grid},
+        {"methods": ["cr_bce"], **grid, **cr},
+    ]
+
+
+def test_cr_bce_fine_tunes_its_cosine_model_with_the_c_i_b_m_relations():
+    exps = expand_experiments(
+        {**BASE, "experiments": cr_bce_entries(init="cosine_bce", relations="C+I+B+M")}
+    )
+    for train in ("C+I+B+M", "C+I+B"):
+        run = exps[f"cr_bce-hrnet_w18_small_v2-{train}"]
+        assert run["init"] == f"cosine_bce-hrnet_w18_small_v2-{train}"
+        assert run["relations"] == "cosine_bce-hrnet_w18_small_v2-C+I+B+M"
+    assert "init" not in exps["cosine_bce-hrnet_w18_small_v2-C+I+B"]
+
+
+def test_cr_bce_sources_are_checked():
+    with pytest.raises(ValueError, match=r"needs \['init', 'relations'\]"):
+        expand_experiments({**BASE, "experiments": cr_bce_entries()})
+    in_run = expand_experiments(
+        {**BASE, "experiments": cr_bce_entries(method_options={"schedule": "in_run"})}
+    )
+    assert "relations" not in in_run["cr_bce-hrnet_w18_small_v2-C+I+B"]
+    with pytest.raises(ValueError, match="do not cover the datasets of C\\+I\\+B\\+M"):
+        expand_experiments(
+            {**BASE, "experiments": cr_bce_entries(init="cosine_bce", relations="C+I+B")}
+        )
+    with pytest.raises(ValueError, match="not an experiment"):
+        expand_experiments(
+            {**BASE, "experiments": cr_bce_entries(init="null_bce", relations="C+I+B+M")}
+        )
+    with pytest.raises(ValueError, match="set init"):
+        expand_experiments({**BASE, "experiments": cr_bce_entries(relations="C+I+B+M")})

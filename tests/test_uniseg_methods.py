@@ -129,22 +129,24 @@ def test_methods_reject_unknown_options():
     with pytest.raises(ValueError, match="no options"):
         METHODS["cr_bce"]({"a": SPACES[0]}, tau=0.5)
     with pytest.raises(ValueError, match="pretrain_fraction"):
-        METHODS["cr_bce"]({"a": SPACES[0]}, pretrain_fraction=1.0)
+        METHODS["cr_bce"]({"a": SPACES[0]}, schedule="in_run", pretrain_fraction=1.0)
 
 
-def experiment(iterations: int = 4, **training: object) -> dict:
+def experiment(iterations: int = 4, statistic: str = "cosine", **training: object) -> dict:
+    """C-R BCE within one run (``schedule: in_run``), the project's former protocol."""
     return tiny_experiment(
         "cr_bce",
         ["cityscapes", "mapillary"],
-        {"similarity_images": 4},
+        {"schedule": "in_run", "similarity_images": 4, "statistic": statistic},
         iterations=iterations,
         sampling="concat",
         **training,
     )
 
 
-def test_cr_bce_trains_writes_relations_and_reloads(tiny_datasets, tmp_path):
-    model_path = train(experiment(), tiny_datasets, tmp_path / "run")
+@pytest.mark.parametrize("statistic", ["cosine", "sigmoid"])
+def test_cr_bce_trains_writes_relations_and_reloads(tiny_datasets, tmp_path, statistic):
+    model_path = train(experiment(statistic=statistic), tiny_datasets, tmp_path / "run")
     # the restarted network gets its own poly schedule: the lr is back at its peak at the switch
     with open(tmp_path / "run" / "train_log.csv", newline="") as fh:
         lrs = [float(r["lr"]) for r in csv.DictReader(fh)]

@@ -101,12 +101,41 @@ def build_method(
     experiment: dict[str, Any],
     dataset_classes: dict[str, list[str]],
     text_features: dict[str, torch.Tensor] | None = None,
+    relations: dict[str, Any] | None = None,
 ) -> Method:
-    """The experiment's method over ``dataset_classes``, text features given where it reads them."""
+    """The experiment's method over ``dataset_classes``, text features given where it reads them
+    and the class relations (:mod:`mdseg.relations`) where it was given a file of them."""
     options = dict(experiment.get("method_options", {}))
     if text_features is not None:
         options["text_features"] = text_features
+    if relations is not None:
+        options["relations"] = relations
     return METHODS[experiment["method"]](dataset_classes, **options)
+
+
+def check_inputs(experiment: dict[str, Any], init: Path | None, relations: Path | None) -> None:
+    """The experiment's ``init`` and ``relations`` (ids of other runs) come with their files."""
+    for key, path in (("init", init), ("relations", relations)):
+        if bool(experiment.get(key)) != (path is not None):
+            raise ValueError(
+                f"{experiment['id']}: experiment {key} {experiment.get(key)!r} and the file "
+                f"given ({path}) disagree: give --{key} exactly when the experiment names one"
+            )
+
+
+def init_from(model: Segmentor, method: Method, path: Path) -> None:
+    """Start from another run's trained network, loaded strictly (backbone, neck and heads).
+
+    C-R BCE fine-tunes the cosine Null-BCE model: the authors' second_stage.py loads the first
+    stage's ``recent149.pth`` with ``model.load_state_dict`` (strict) before training.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["classes"] != method.classes:
+        raise ValueError(
+            f"{path}: predicts {len(state['classes'])} classes, not the {len(method.classes)} "
+            f"of this run's label space"
+        )
+    model.load_state_dict(state["state_dict"])
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -170,12 +199,17 @@ def train(
     dataset_dirs: dict[str, Path],
     out_dir: Path,
     text_features: Path | None = None,
+    init: Path | None = None,
+    relations: Path | None = None,
 ) -> Path:
     """Train ``experiment`` on the prepared datasets; write ``model.pt`` and ``train_log.csv``.
 
-    Under torchrun every rank trains on its shard of the same global batch (DDP); rank 0
-    alone writes files.
+    ``init`` is the ``model.pt`` of the run it starts from (the experiment's ``init``),
+    ``relations`` a ``relations.pt`` of :mod:`mdseg.relations` (its ``relations``). Under
+    torchrun every rank trains on its shard of the same global batch (DDP); rank 0 alone
+    writes files.
     """
+    check_inputs(experiment, init, relations)
     cfg = experiment["training"]
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(cfg["threads"])
@@ -188,9 +222,12 @@ def train(
 
     splits = {k: SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]}
     features = method_text_features(experiment, text_features)
-    method = build_method(experiment, {k: s.classes for k, s in splits.items()}, features)
+    payload = torch.load(relations, weights_only=False) if relations else None
+    method = build_method(experiment, {k: s.classes for k, s in splits.items()}, features, payload)
     dtype = DTYPE.get(precision, torch.float32)
     model = build_model(method, experiment["backbone"], experiment.get("weights"))
+    if init is not None:
+        init_from(model, method, init)
     model = model.to(device, dtype, memory_format=layout)
     if cfg.get("activation_checkpointing"):
         checkpoint_hrnet(model.backbone.body)
@@ -215,6 +252,9 @@ def train(
             tuple(cfg["scale_range"]),
             cfg["flip"],
             cfg.get("resize_short_side"),
+            cfg.get("rotate_degrees", 0.0),
+            cfg.get("blur_probability", 0.0),
+            tuple(cfg.get("blur_sigmas", Augment.blur_sigmas)),
         ),
         cfg["sampling"],
         cfg["seed"],

@@ -49,6 +49,18 @@ def text_features(wildcards):
     return []
 
 
+def init_model(wildcards):
+    """The model a run starts from (C-R BCE: its training set's cosine model), if any."""
+    source = EXPERIMENTS[wildcards.experiment].get("init")
+    return f"results/models/{source}/model.pt" if source else []
+
+
+def relations_file(wildcards):
+    """The fixed class relations a run reads (C-R BCE: the C+I+B+M cosine model's), if any."""
+    source = EXPERIMENTS[wildcards.experiment].get("relations")
+    return f"results/relations/{source}/relations.pt" if source else []
+
+
 def all_evaluations():
     """One result file per (experiment, evaluated dataset) (``evaluation.jobs`` says whether
     each is its own job)."""

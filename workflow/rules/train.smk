@@ -21,6 +21,8 @@ rule train:
         manifests=experiment_manifests,
         text_features=text_features,
         imagenet=lambda wc: IMAGENET_RECORDS[wc.experiment],
+        init=init_model,
+        relations=relations_file,
     output:
         model="results/models/{experiment}/model.pt",
         log_csv="results/models/{experiment}/train_log.csv",
@@ -41,9 +43,46 @@ rule train:
         text_features=lambda wc, input: (
             f"--text-features {input.text_features}" if input.text_features else ""
         ),
+        sources=lambda wc, input: " ".join(
+            f"--{key} {input[key]}" for key in ("init", "relations") if input[key]
+        ),
     shell:
         "{params.launch} train --experiment {input.spec} --datasets-dir results/datasets"
-        " --out results/models/{wildcards.experiment} {params.text_features} > {log} 2>&1"
+        " --out results/models/{wildcards.experiment} {params.text_features} {params.sources}"
+        " > {log} 2>&1"
+
+
+rule relations:
+    """UniSeg eq. 6-7 once, from a trained cosine model (mdseg.relations): one GPU job at paper
+    scale, over the whole training split, split over the ranks like training."""
+    input:
+        model="results/models/{experiment}/model.pt",
+        manifests=experiment_manifests,
+    output:
+        pt="results/relations/{experiment}/relations.pt",
+        csv="results/relations/{experiment}/relations.csv",
+        classes="results/relations/{experiment}/classes.csv",
+    log:
+        "logs/relations/{experiment}.log",
+    benchmark:
+        "benchmarks/out/relations/{experiment}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["training"]["threads"]
+    resources:
+        **train_resources(config, EXPERIMENTS),
+    params:
+        launch=launcher(config),
+        statistic=config.get("relations", {}).get("statistic", "cosine"),
+        images=(
+            f"--images {config['relations']['images']}"
+            if config.get("relations", {}).get("images")
+            else ""
+        ),
+    shell:
+        "{params.launch} relations --model {input.model} --datasets-dir results/datasets"
+        " --out results/relations/{wildcards.experiment} --statistic {params.statistic}"
+        " {params.images} > {log} 2>&1"
 
 
 rule plan_table:

@@ -1,25 +1,37 @@
-"""``cr_bce``: UniSeg's class-relational BCE (§3.3), all within one experiment's iterations.
+"""``cr_bce``: UniSeg's class-relational BCE (§3.3, eq. 6-8) and the eq. 7 statistics behind it.
 
-1. For the first ``pretrain_fraction`` of the steps the network trains with Null BCE (eq. 4) on a
-   cosine classifier (App. G: L2-normalised features and weights, logits ``t * cos``, t = 20).
-2. At the switch step, per training dataset i and class c, the mean sigmoid activation of every
-   union class over the pixels labelled c gives s_{i,c} (eq. 7), over un-augmented training
-   images at the training scale, crop-sized tile by tile, split over the ranks. The paper calls
-   s_{i,c} the mean activation of the output layer and puts it in [0, 1]; with logits
-   ``t * cos`` that is the sigmoid of the scaled cosine, which is what a BCE-trained cosine
-   classifier outputs.
+The default protocol (``schedule: finetune``) is the authors' (numpee/UniSeg):
+
+1. A cosine-classifier Null-BCE model (``cosine_bce``: App. G, t = 20) trains for the full
+   budget (configs/method/bcenull.yaml: 150 epochs).
+2. Eq. 7 with that model (``mdseg relations``, :mod:`mdseg.relations`): per training dataset i
+   and class c, the mean output of every union class over the pixels labelled c, over a full
+   pass of the training split at the training scale (short side resized, crop-sized tiles,
+   split over the ranks). The statistic is the plain cosine, logits / t, as the authors'
+   trainers/stats_collector_trainer.py averages ``outputs / scale_factor``; the paper's
+   "mean activation" in [0, 1] read as sigmoid(t cos) is the option ``statistic: sigmoid``.
 3. τ is the mean of the largest score of every s_{i,c} whose best class lies outside dataset
-   i's label space (paper: 0.48 ± 0.01); a label c of dataset i also becomes positive for a union
-   class c' outside Y_i when s_{i,c}^{c'} > max(τ, s_{i,c}^{c}) (eq. 6; the paper restricts the
-   extra labels to classes of Y_u \\ Y_i, whose Null we replace by 1). No such class anywhere
-   means no multi-labels: the run continues with Null BCE (the paper's "N/A" rows).
-4. Training goes on with the class-relational BCE (eq. 8). The paper pre-trains a separate
-   cosine model only to obtain the relations and trains the C-R BCE model from the backbone's
-   initialisation, so by default (``restart``) the network and optimiser state return to step
-   0's and the learning-rate schedule starts again (``schedule_start``).
+   i's label space (paper: 0.48 ± 0.01, on its [0, 1] scale); a label c of dataset i also
+   becomes positive for a union class c' outside Y_i when s_{i,c}^{c'} > max(τ, s_{i,c}^{c})
+   (eq. 6; the paper restricts the extra labels to classes of Y_u \\ Y_i, whose Null we replace
+   by 1). No such class anywhere means no multi-labels: the run trains with Null BCE (the
+   paper's "N/A" rows). The authors' released second stage (distribution_threshold -1) feeds
+   the statistics as soft targets instead; we follow the paper's binary eq. 6.
+4. The C-R BCE run starts from the cosine model's weights (the experiment's ``init``) and
+   fine-tunes them with eq. 8 for its own budget and optimiser (second_stage.py,
+   second_stage_config.yaml: 50 epochs, AdamW lr 1e-3, weight decay 1e-4, poly, no warm-up).
+   The relations are computed once, from the C+I+B+M cosine model, and reused by every run
+   (§3.3: "fix the generated class relationships s_{i,c} for each dataset in all the
+   experiments"); a run on fewer datasets keeps the rows of its datasets and the columns of
+   its union, with the same τ, which gives exactly the C+I+B+M pairs among its classes.
 
-Everything learned (similarities, τ, the step-0 weights while they are needed) lives in the
-method state, so a resumed run switches at the same step to the same relations.
+Departure kept as an option, ``schedule: in_run``: the project's former protocol within one
+experiment. Null BCE on the cosine head for the first ``pretrain_fraction`` of the steps, eq. 7
+at the switch step over ``similarity_images`` evenly spaced training images per dataset
+(default all) with ``statistic`` (default cosine), then C-R BCE; with ``restart`` (default) the
+network and optimiser return to step 0's state and the schedule starts again. The similarities,
+τ and (until the switch) the step-0 weights live in the method state, so a resumed run switches
+at the same step to the same relations.
 """
 
 from __future__ import annotations
@@ -36,14 +48,13 @@ from mdseg.data import SplitDataset
 from mdseg.distributed import Context
 from mdseg.inference import all_reduce_sum, rank_share, training_scale_tiles
 from mdseg.io import IGNORE_ID, atomic_path
-from mdseg.label_space import lookup_table, normalise, union_by_name
-from mdseg.methods.base import METHODS, Method, TrainRun
-from mdseg.methods.null_bce import label_targets, masked_bce
+from mdseg.label_space import lookup_table, normalise
+from mdseg.methods.base import METHODS, TrainRun
+from mdseg.methods.null_bce import COSINE_SCALE, CosineNullBCE, label_targets
 from mdseg.models.heads import CosineClassifier
 from mdseg.models.segmentor import Segmentor
 
 RELATION_FIELDS = ("dataset", "class", "related_dataset", "related_class", "score", "tau")
-COSINE_SCALE = 20.0  # t of UniSeg App. G
 
 # (dataset index, class id) -> [(union class id, score)] of its extra positives
 Relations = dict[tuple[int, int], list[tuple[int, float]]]
@@ -84,9 +95,13 @@ def multi_labels(
     return relations
 
 
+STATISTICS = ("cosine", "sigmoid")
+SCHEDULES = ("finetune", "in_run")
+
+
 @torch.no_grad()
 def similarity_sums(
-    model: Segmentor,
+    model: nn.Module,
     data: SplitDataset,
     indices: list[int],
     union_size: int,
@@ -94,15 +109,25 @@ def similarity_sums(
     window: int | None = None,
     short_side: int | None = None,
     workers: int = 0,
+    statistic: str = "cosine",
+    scale: float = COSINE_SCALE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per class of ``data``: the summed sigmoid outputs ``[K, union_size]`` over its pixels in
+    """Per class of ``data``: the summed outputs ``[K, union_size]`` over its pixels in
     ``data[indices]`` and the pixel counts ``[K]`` (float64, on ``device``), tile by tile at
-    the training scale (:func:`mdseg.inference.training_scale_tiles`)."""
+    the training scale (:func:`mdseg.inference.training_scale_tiles`).
+
+    The output is ``statistic`` of the logits: ``cosine`` = logits / ``scale`` (the cosine head's
+    t), ``sigmoid`` = sigmoid(logits).
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"eq. 7 statistic must be one of {STATISTICS}, got {statistic!r}")
     k = len(data.classes)
     sums = torch.zeros(k, union_size, dtype=torch.float64, device=device)
     counts = torch.zeros(k, dtype=torch.float64, device=device)
     for images, labels in training_scale_tiles(data, indices, device, window, short_side, workers):
-        acts = torch.sigmoid(model(images, head="main")).permute(0, 2, 3, 1)
+        logits = model(images, head="main")
+        acts = torch.sigmoid(logits) if statistic == "sigmoid" else logits / scale
+        acts = acts.permute(0, 2, 3, 1)
         labels = labels.flatten()
         valid = labels != IGNORE_ID
         sums.index_add_(0, labels[valid], acts.reshape(-1, union_size)[valid].double())
@@ -110,65 +135,125 @@ def similarity_sums(
     return sums, counts
 
 
+def statistic_images(size: int, max_images: int | None) -> list[int]:
+    """The images of a statistics pass: all of them, or ``max_images`` evenly spaced."""
+    if max_images is None or max_images >= size:
+        return list(range(size))
+    return [int(i) for i in np.unique(np.linspace(0, size - 1, max_images).round())]
+
+
 @torch.no_grad()
 def class_similarities(
     model: Segmentor,
     splits: list[SplitDataset],
     union_size: int,
-    max_images: int,
+    max_images: int | None,
     device: torch.device,
     ctx: Context | None = None,
     window: int | None = None,
     short_side: int | None = None,
     workers: int = 0,
-) -> list[torch.Tensor]:
-    """Eq. 7 per dataset: mean sigmoid output of every union class over the pixels of each class.
+    statistic: str = "cosine",
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Eq. 7 per dataset: the mean ``statistic`` of every union class over each class's pixels.
 
-    Uses up to ``max_images`` evenly spaced, un-augmented training images per dataset, seen at
-    the training scale in ``window``-sized tiles; under DDP each rank takes every world-th of
-    them and the sums are added over the ranks. Classes without pixels get a NaN row.
+    Uses every un-augmented training image (or ``max_images`` evenly spaced ones), seen at the
+    training scale in ``window``-sized tiles; under DDP each rank takes every world-th image and
+    the sums are added over the ranks. Returns the means ``[K_i, union_size]`` (NaN rows for
+    classes without pixels) and the pixel counts ``[K_i]``, on the CPU.
     """
+    head = model.heads["main"]
+    if statistic == "cosine" and not isinstance(head, CosineClassifier):
+        raise ValueError(
+            f"the cosine statistic needs a cosine classifier, got {type(head).__name__}"
+        )
+    scale = getattr(head, "scale", COSINE_SCALE)
     ctx = ctx or Context()
     was_training = model.training
     model.eval()
-    result = []
+    means, pixels = [], []
     for data in splits:
-        picks = np.unique(np.linspace(0, len(data) - 1, min(len(data), max_images)).round())
-        mine = rank_share([int(i) for i in picks], ctx)
+        mine = rank_share(statistic_images(len(data), max_images), ctx)
         sums, counts = similarity_sums(
-            model, data, mine, union_size, device, window, short_side, workers
+            model, data, mine, union_size, device, window, short_side, workers, statistic, scale
         )
         all_reduce_sum([sums, counts], ctx)
         mean = (sums / counts[:, None]).float().cpu()
         mean[counts.cpu() == 0] = float("nan")
-        result.append(mean)
+        means.append(mean)
+        pixels.append(counts.cpu())
     model.train(was_training)
-    return result
+    return means, pixels
+
+
+def restrict_relations(
+    payload: dict[str, Any], dataset_classes: dict[str, list[str]], union: list[str]
+) -> list[torch.Tensor]:
+    """The similarities of a relations file (:mod:`mdseg.relations`) for a run's datasets: the
+    rows of its datasets, the columns of its union (matched by name)."""
+    source = f"relations of {payload.get('model', '?')}"
+    columns = {normalise(n): j for j, n in enumerate(payload["classes"])}
+    missing = [n for n in union if normalise(n) not in columns]
+    if missing:
+        raise ValueError(f"{source}: its label space lacks the run's classes {missing}")
+    picked = torch.tensor([columns[normalise(n)] for n in union])
+    similarity = []
+    for key, classes in dataset_classes.items():
+        if key not in payload["datasets"]:
+            raise ValueError(
+                f"{source}: no statistics for dataset {key!r}; it has {sorted(payload['datasets'])}"
+            )
+        if list(payload["datasets"][key]) != list(classes):
+            raise ValueError(f"{source}: the classes of {key!r} differ from its training split's")
+        similarity.append(payload["similarity"][key][:, picked])
+    return similarity
 
 
 @METHODS.register("cr_bce")
-class ClassRelationalBCE(Method):
+class ClassRelationalBCE(CosineNullBCE):
+    """Eq. 8 on the cosine classifier; ``relations`` is a relations file's content (given by
+    ``mdseg train --relations``) under ``schedule: finetune``."""
+
     name = "cr_bce"
 
     def __init__(
         self,
         dataset_classes: dict[str, list[str]],
-        pretrain_fraction: float = 0.5,
-        similarity_images: int = 200,
-        restart: bool = True,
+        schedule: str = "finetune",
+        relations: dict[str, Any] | None = None,
+        pretrain_fraction: float | None = None,
+        restart: bool | None = None,
+        statistic: str | None = None,
+        similarity_images: int | None = None,
         **options: object,
     ) -> None:
         super().__init__(dataset_classes, **options)
-        if not 0 < pretrain_fraction < 1:
-            raise ValueError(
-                f"cr_bce: pretrain_fraction must lie in (0, 1), got {pretrain_fraction}"
-            )
-        if similarity_images < 1:
-            raise ValueError(f"cr_bce: similarity_images must be >= 1, got {similarity_images}")
-        self.pretrain_fraction = pretrain_fraction
+        if schedule not in SCHEDULES:
+            raise ValueError(f"cr_bce: schedule must be one of {SCHEDULES}, got {schedule!r}")
+        in_run = {
+            "pretrain_fraction": pretrain_fraction,
+            "restart": restart,
+            "statistic": statistic,
+            "similarity_images": similarity_images,
+        }
+        given = sorted(k for k, v in in_run.items() if v is not None)
+        if schedule == "finetune" and given:
+            raise ValueError(f"cr_bce: {given} apply to schedule: in_run only")
+        if schedule == "in_run" and relations is not None:
+            raise ValueError("cr_bce: schedule in_run computes its own relations; drop the file")
+        self.schedule = schedule
+        self.pretrain_fraction = 0.5 if pretrain_fraction is None else pretrain_fraction
+        self.restart = True if restart is None else restart
+        self.statistic = statistic or "cosine"
         self.similarity_images = similarity_images
-        self.restart = restart
-        self.classes = union_by_name(list(dataset_classes.values()))
+        if not 0 < self.pretrain_fraction < 1:
+            raise ValueError(
+                f"cr_bce: pretrain_fraction must lie in (0, 1), got {self.pretrain_fraction}"
+            )
+        if similarity_images is not None and similarity_images < 1:
+            raise ValueError(f"cr_bce: similarity_images must be >= 1, got {similarity_images}")
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"cr_bce: statistic must be one of {STATISTICS}, got {statistic!r}")
         self.own = [
             lookup_table(c, self.classes)[: len(c)].tolist() for c in dataset_classes.values()
         ]
@@ -176,43 +261,40 @@ class ClassRelationalBCE(Method):
         self.tau: float | None = None
         self.initial: dict[str, torch.Tensor] | None = None
         self.relations: Relations = {}
-        self.targets = label_targets(list(dataset_classes.values()), self.classes)
+        if relations is not None:
+            similarity = restrict_relations(relations, dataset_classes, self.classes)
+            self._set_similarity(similarity, relations["tau"], fixed=True)
 
     def switch_step(self, total_steps: int) -> int:
-        """The step at which relations are computed and C-R BCE training starts."""
+        """``in_run``: the step at which relations are computed and C-R BCE training starts."""
         if total_steps < 2:
             raise ValueError(f"cr_bce needs at least 2 iterations, got {total_steps}")
         return min(total_steps - 1, max(1, round(self.pretrain_fraction * total_steps)))
 
-    def build_heads(self, in_channels: int) -> dict[str, nn.Module]:
-        return {"main": CosineClassifier(in_channels, len(self.classes), COSINE_SCALE)}
-
-    def loss(
-        self,
-        model: Segmentor,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        dataset_idx: torch.Tensor,
-    ) -> torch.Tensor:
-        return masked_bce(model(images, head="main"), labels, dataset_idx, self.targets)
-
     def schedule_start(self, total_steps: int) -> int:
-        """A restarted network gets a fresh warm-up and decay, like a separately trained one."""
-        return self.switch_step(total_steps) if self.restart else 0
+        """``in_run`` with ``restart``: a fresh warm-up and decay, like a separately trained
+        network; a fine-tune has one schedule of its own."""
+        if self.schedule == "in_run" and self.restart:
+            return self.switch_step(total_steps)
+        return 0
 
     def before_step(self, step: int, model: Segmentor, run: TrainRun) -> None:
         if self.similarity is not None:
             return
+        if self.schedule == "finetune":
+            raise RuntimeError(
+                "cr_bce (schedule finetune) needs the relations of a cosine model: the "
+                "experiment's `relations` (mdseg train --relations relations.pt)"
+            )
         if step < self.switch_step(run.total_steps):
             if self.restart and self.initial is None:
                 if step:
                     raise RuntimeError(f"cr_bce: resumed at step {step} without step 0's weights")
                 self.initial = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             return
-        splits = [run.splits[k] for k in self.datasets]
-        similarity = class_similarities(
+        similarity, _ = class_similarities(
             model,
-            splits,
+            [run.splits[k] for k in self.datasets],
             len(self.classes),
             self.similarity_images,
             run.device,
@@ -220,6 +302,7 @@ class ClassRelationalBCE(Method):
             run.crop_size,
             run.resize_short_side,
             run.workers,
+            self.statistic,
         )
         self._set_similarity(similarity)
         if self.restart:
@@ -227,22 +310,27 @@ class ClassRelationalBCE(Method):
             run.optimizer.state.clear()
         self.initial = None
 
-    def _set_similarity(self, similarity: list[torch.Tensor]) -> None:
+    def _set_similarity(
+        self, similarity: list[torch.Tensor], tau: float | None = None, fixed: bool = False
+    ) -> None:
+        """Eq. 6 from ``similarity``; τ is chosen from it unless ``fixed`` (given relations)."""
         self.similarity = similarity
-        self.tau = choose_tau(similarity, self.own)
+        self.tau = tau if fixed else choose_tau(similarity, self.own)
         self.relations = multi_labels(similarity, self.own, self.tau)
         related = {key: [u for u, _ in extra] for key, extra in self.relations.items()}
         self.targets = label_targets(list(self.dataset_classes.values()), self.classes, related)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"similarity": self.similarity, "initial": self.initial}
+        return {"similarity": self.similarity, "tau": self.tau, "initial": self.initial}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if set(state) != {"similarity", "initial"}:
-            raise ValueError(f"cr_bce: state needs keys similarity, initial; got {sorted(state)}")
+        if set(state) != {"similarity", "tau", "initial"}:
+            raise ValueError(
+                f"cr_bce: state needs keys similarity, tau, initial; got {sorted(state)}"
+            )
         self.initial = state["initial"]
         if state["similarity"] is not None:
-            self._set_similarity([s.cpu() for s in state["similarity"]])
+            self._set_similarity([s.cpu() for s in state["similarity"]], state["tau"], fixed=True)
 
     def relation_rows(self) -> list[dict[str, Any]]:
         """One row per generated pair: a pixel of ``class`` is also ``related_class`` of each

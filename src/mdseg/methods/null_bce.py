@@ -20,8 +20,12 @@ from torch import nn
 from mdseg.io import IGNORE_ID
 from mdseg.label_space import lookup_table, union_by_name
 from mdseg.methods.base import METHODS, Method
-from mdseg.models.heads import LinearClassifier
+from mdseg.models.heads import CosineClassifier, LinearClassifier
 from mdseg.models.segmentor import Segmentor
+
+COSINE_SCALE = (
+    20.0  # t of UniSeg App. G (authors: configs/model/hrnet_w18_cosine.yaml scale_factor)
+)
 
 # (dataset, source label id) -> union class ids that are positive / that enter the loss
 Targets = tuple[torch.Tensor, torch.Tensor]
@@ -89,3 +93,19 @@ class NullBCE(Method):
         dataset_idx: torch.Tensor,
     ) -> torch.Tensor:
         return masked_bce(model(images, head="main"), labels, dataset_idx, self.targets)
+
+
+@METHODS.register("cosine_bce")
+class CosineNullBCE(NullBCE):
+    """Null BCE (eq. 4) on UniSeg's cosine classifier (App. G: logits ``t * cos``, t = 20).
+
+    The model C-R BCE's relations are computed with (eq. 7) and that C-R BCE fine-tunes: the
+    authors train it for the full budget (configs/method/bcenull.yaml, 150 epochs, with
+    configs/model/hrnet_w18_cosine.yaml), collect their statistics with it
+    (stats_collector_trainer.py) and load it in their second stage (second_stage.py).
+    """
+
+    name = "cosine_bce"
+
+    def build_heads(self, in_channels: int) -> dict[str, nn.Module]:
+        return {"main": CosineClassifier(in_channels, len(self.classes), COSINE_SCALE)}
