@@ -20,6 +20,7 @@ COUNTS = {
     "cityscapes": 19,
     "bdd": 19,
     "kitti": 19,
+    "wilddash": 19,
     "wilddash2": 19,
     "mapillary": 65,
     "idd": 26,
@@ -52,7 +53,7 @@ def test_class_counts_and_uniqueness(key: str, n: int) -> None:
 def test_cityscapes_trainid_order_shared_by_bdd_kitti_wilddash() -> None:
     cs = load_classnames("cityscapes")
     assert cs[0] == "road" and cs[10] == "sky" and cs[11] == "person" and cs[18] == "bicycle"
-    for key in ("bdd", "kitti", "wilddash2"):
+    for key in ("bdd", "kitti", "wilddash", "wilddash2"):
         assert load_classnames(key) == cs
 
 
@@ -73,7 +74,7 @@ def test_known_id_positions() -> None:
 
 
 def test_driving_names_are_lowercase() -> None:
-    for key in (*UNISEG_DRIVING, "kitti", "wilddash2"):
+    for key in (*UNISEG_DRIVING, "kitti", "wilddash", "wilddash2"):
         assert all(n == n.lower() for n in load_classnames(key)), key
 
 

@@ -31,8 +31,8 @@ def convert(key: str, label: Path, meta: tuple = ()) -> np.ndarray:
 
 def test_registry_covers_every_dataset_with_its_class_list():
     assert set(REAL_DATASETS) == set(CONVERTERS) == {
-        "cityscapes", "mapillary", "bdd", "idd", "sunrgbd", "ade20k", "coco", "wilddash2",
-        "kitti", "camvid", "scannet", "voc", "context",
+        "cityscapes", "mapillary", "bdd", "idd", "sunrgbd", "ade20k", "coco", "wilddash",
+        "wilddash2", "kitti", "camvid", "scannet", "voc", "context",
     }  # fmt: skip
     for key in REAL_DATASETS:
         assert load_classnames(key)
@@ -203,6 +203,50 @@ def test_wilddash2_to_cityscapes_and_eval_classes(tmp_path):
         "roadmarking",
     ]
     assert ev[4] == 255 and len(WD2_EVAL_CLASSES) == 26
+
+
+def make_wilddash(root: Path, labels: dict[str, list[int]]) -> None:
+    """WildDash v1 extracted as MSeg does (wd_both_01.zip, then wd_val_01.zip): labelled frames
+    ``wd_val_01/<frame>_100000.png`` + ``_labelIds.png``, benchmark frames without labels."""
+    for frame, raw in labels.items():
+        png(root / "wd_val_01" / f"{frame}_100000.png", np.zeros((1, len(raw), 3), np.uint8))
+        png(root / "wd_val_01" / f"{frame}_100000_labelIds.png", np.array([raw], np.uint8))
+    png(root / "wd_both_01" / "zz0000_100000.png", np.zeros((1, 2, 3), np.uint8))
+
+
+def test_prepare_wilddash_v1_native_layout(tmp_path):
+    src = tmp_path / "extracted"
+    # label ids: unlabeled, road, sidewalk, car, bicycle, person, rider, ego vehicle, guard rail
+    make_wilddash(src, {"au0000": [0, 7, 8, 26, 33, 24, 25, 1, 14], "zm0003": [23, 11, 31, 32]})
+    out = tmp_path / "wilddash"
+    args = ["prepare", "wilddash", "--source", str(src), "--out", str(out)]
+    assert main(args) == 1  # 2 of the 70 labelled frames
+    assert main([*args, "--allow-incomplete"]) == 0
+    manifest = read_manifest(out / "manifest.json")
+    assert (
+        manifest["classes"] == load_classnames("cityscapes") and manifest["display"] == "WildDash"
+    )
+    assert {s: v["count"] for s, v in manifest["splits"].items()} == {"val": 2}
+    pairs = {
+        image.name: np.asarray(Image.open(label)).tolist()
+        for image, label in read_split_list(out / "val.lst")
+    }
+    assert pairs == {
+        "au0000_100000.png": [[255, 0, 1, 13, 18, 11, 12, 255, 255]],
+        "zm0003_100000.png": [[10, 2, 16, 17]],
+    }
+    for image, _ in read_split_list(out / "val.lst"):
+        assert image.parent.resolve() == (src / "wd_val_01").resolve() and image.is_file()
+
+
+def test_wilddash_v1_unknown_label_id_stops_naming_the_file(tmp_path):
+    src = tmp_path / "extracted"
+    make_wilddash(src, {"au0000": [7, 8], "cn0001": [7, 34, 255]})
+    with pytest.raises(
+        ValueError, match=r"\[255, 34\] in 1 files:\n  .*cn0001_100000_labelIds.png"
+    ):
+        prepare_dataset("wilddash", src, tmp_path / "out", allow_incomplete=True)
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_idd_polygons_level3(tmp_path):

@@ -99,11 +99,22 @@ def test_personal_link_is_used(server, tmp_path):
     assert path.name == "data_semantics.zip" and path.read_bytes() == PAYLOAD
 
 
-def test_wilddash_without_credentials(tmp_path, monkeypatch):
+@pytest.mark.parametrize("key", ["wilddash", "wilddash2"])
+def test_wilddash_without_credentials(tmp_path, monkeypatch, key):
     monkeypatch.delenv("WILDDASH_USERNAME", raising=False)
     monkeypatch.delenv("WILDDASH_PASSWORD", raising=False)
     with pytest.raises(DownloadError, match="WILDDASH_USERNAME and WILDDASH_PASSWORD"):
-        download_dataset("wilddash2", tmp_path)
+        download_dataset(key, tmp_path)
+
+
+def test_wilddash_v1_archives_from_disk_skip_the_login(tmp_path, monkeypatch):
+    monkeypatch.delenv("WILDDASH_USERNAME", raising=False)
+    local = {}
+    for name in ("wd_both_01.zip", "wd_val_01.zip"):
+        (tmp_path / name).write_bytes(PAYLOAD)
+        local[name] = str(tmp_path / name)
+    paths = download_dataset("wilddash", tmp_path / "dl", {"archives": local})
+    assert [p.name for p in paths] == ["wd_both_01.zip", "wd_val_01.zip"]
 
 
 def test_cityscapes_without_tool(tmp_path, monkeypatch):

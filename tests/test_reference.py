@@ -25,7 +25,7 @@ def _reference() -> ModuleType:
 ref = _reference()
 load = ref.load_reference
 
-UNSEEN = ["kitti", "wilddash2", "camvid", "mean"]
+UNSEEN = ["kitti", "wilddash", "camvid", "mean"]  # Tables 1-2: the original WildDash
 SETTINGS = ["C+I+B", "I+B+M", "C+I+M", "C+B+M", "C+I+B+M"]
 UNISEG_METHODS = ["multi_ce", "null_bce", "cr_bce"]
 W18, W48 = "hrnet_w18_small_v2", "hrnet_w48"

@@ -230,3 +230,14 @@ def test_failed_generation_leaves_no_manifest(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(RuntimeError, match="renderer died"):
         generate_dataset("voc", out, seed=1, image_size=40, counts={"val": 3})
     assert not (out / "manifest.json").exists()
+
+
+def test_wilddash_v1_twin_is_cityscapes_in_the_hardest_driving_domain():
+    """UniSeg Tables 1-2's WildDash (v1): the 19 Cityscapes classes, defined as Cityscapes
+    defines them, in dashcam frames chosen for their hazards."""
+    wd, cs = SPECS["wilddash"], SPECS["cityscapes"]
+    assert wd.labels == cs.labels == SPECS["wilddash2"].labels
+    assert relation_truth("wilddash", "cityscapes") == {(c, c) for c in cs.labels}
+    others = [s.domain for k, s in SPECS.items() if s.scene == "driving" and k != "wilddash"]
+    assert all(wd.domain.noise > d.noise and wd.domain.blur > d.blur for d in others)
+    assert wd.domain != SPECS["wilddash2"].domain

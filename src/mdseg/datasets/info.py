@@ -23,6 +23,8 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("sunrgbd", "S", "SUN RGB-D", "indoor"),
         DatasetInfo("ade20k", "A", "ADE20K", "everyday"),
         DatasetInfo("coco", "O", "COCO panoptic", "everyday"),
+        # the original WildDash (v1): UniSeg Tables 1-2 (as MSeg); WildDash 2 is Table 4's
+        DatasetInfo("wilddash", "D", "WildDash", "driving"),
         DatasetInfo("wilddash2", "W", "WildDash 2", "driving"),
         DatasetInfo("kitti", "K", "KITTI", "driving"),
         DatasetInfo("camvid", "V", "CamVid", "driving"),

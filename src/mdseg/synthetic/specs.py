@@ -1,4 +1,4 @@
-"""The 13 synthetic datasets: real label names defined as sets of hidden fine classes.
+"""The 14 synthetic datasets: real label names defined as sets of hidden fine classes.
 
 Each label space is the real dataset's (or a subset of it, in the real id order) and each label
 covers the fine classes its real definition covers, so the datasets disagree the way the real
@@ -456,6 +456,15 @@ SPECS: dict[str, SyntheticSpec] = {
                    horizon=0.45),
             _freq(DRIVING, car=3.5, person=1.0, tree=0.9, bush=0.6, grass=0.7, crosswalk=0.15,
                   guard_rail=0.2, parking=0.3, sign_back=0.3, other_vehicle=0.2),
+        ),
+        # WildDash v1 (UniSeg Tables 1-2): Cityscapes' 19 classes in dashcam frames chosen for
+        # their hazards (night, glare, rain, lens distortion): the hardest domain of the set
+        SyntheticSpec(
+            "wilddash", "driving", CITYSCAPES_19,
+            Domain(gain=(1.15, 0.95, 0.8), brightness=-0.1, contrast=1.3, saturation=0.6,
+                   noise=0.07, blur=2, texture_scale=1.3, horizon=0.5, horizon_jitter=0.12),
+            _freq(DRIVING, guard_rail=0.3, barrier=0.25, billboard=0.3, sign_back=0.4,
+                  other_vehicle=0.3, parking=0.2),
         ),
         SyntheticSpec(
             "wilddash2", "driving", CITYSCAPES_19,

@@ -180,7 +180,10 @@ def _cityscapes(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Pa
 
 
 def _wilddash(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path]:
-    """Log in to wilddash.cc with ``WILDDASH_USERNAME``/``WILDDASH_PASSWORD``, then fetch."""
+    """Log in to wilddash.cc with ``WILDDASH_USERNAME``/``WILDDASH_PASSWORD``, then fetch.
+
+    Both WildDash versions: v1's ``wd_both_01.zip`` and ``wd_val_01.zip``, v2's public archive.
+    """
     local = options.get("archives") or {}
     if all(a.name in local for a in ds.archives):
         return [_verified(Path(local[a.name]), a) for a in ds.archives]
@@ -199,7 +202,7 @@ def _wilddash(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path
     with opener.open(login, timeout=60) as page:
         token = re.search(rb"csrfmiddlewaretoken['\"]? value=['\"]([^'\"]+)", page.read())
     if token is None:
-        raise DownloadError(f"wilddash2: no CSRF token on {login}; the login page changed")
+        raise DownloadError(f"{ds.key}: no CSRF token on {login}; the login page changed")
     form = urllib.parse.urlencode(
         {"username": user, "password": password, "csrfmiddlewaretoken": token.group(1).decode()}
     ).encode()

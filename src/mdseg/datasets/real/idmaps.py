@@ -1,9 +1,10 @@
 """Datasets whose labels are single-channel id images: one lookup table each, plus a layout.
 
-Cityscapes and KITTI (label ids -> 19 train ids), BDD100K (train ids already), Mapillary Vistas
-v1.2 (65 classes, 65 = unlabeled), SUN RGB-D (37 classes; A. Handa's 1-37 with 0 = unlabelled, or
-MSeg's 0-36 with 255 = unlabeled, whichever layout was extracted), ADE20K (150, 0 = other),
-ScanNet (NYU40 -> the 20 benchmark classes) and PASCAL VOC 2012 (palette indices, 255 = border).
+Cityscapes, KITTI and the original WildDash (label ids -> 19 train ids), BDD100K (train ids
+already), Mapillary Vistas v1.2 (65 classes, 65 = unlabeled), SUN RGB-D (37 classes; A. Handa's
+1-37 with 0 = unlabelled, or MSeg's 0-36 with 255 = unlabeled, whichever layout was extracted),
+ADE20K (150, 0 = other), ScanNet (NYU40 -> the 20 benchmark classes) and PASCAL VOC 2012
+(palette indices, 255 = border).
 """
 
 from __future__ import annotations
@@ -109,6 +110,26 @@ def kitti_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
         base = locate(root, f"{official}/semantic").parent
         items += label_pairs(
             ours, (base / "semantic").glob("*.png"), lambda p, b=base: b / "image_2" / p.name
+        )
+    return items
+
+
+def wilddash_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
+    """WildDash v1: ``wd_val_01/<frame>_100000_labelIds.png`` beside ``<frame>_100000.png``.
+
+    The layout MSeg's ``wilddash-19`` lists and the Robust Vision Challenge devkit read; the ids
+    are Cityscapes label ids 0-33 (the devkit's ``LabelIds``), mapped to the 19 train ids as the
+    UniSeg authors' ``dataset_utils.py`` ``wilddash`` mapping does (the Cityscapes one).
+    """
+    suffix = "_labelIds.png"
+    items = []
+    for ours, official in splits.items():
+        folder = locate(root, f"{official}/*{suffix}").parent
+        items += label_pairs(
+            ours,
+            folder.glob(f"*{suffix}"),
+            lambda p: p.with_name(p.name.replace(suffix, ".png")),
+            suffix,
         )
     return items
 
@@ -232,6 +253,7 @@ def scannet_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
 ID_CONVERTERS: dict[str, IdMapConverter | DetectedLayout] = {
     "cityscapes": IdMapConverter(cityscapes_layout, CITYSCAPES_LUT),
     "kitti": IdMapConverter(kitti_layout, CITYSCAPES_LUT),
+    "wilddash": IdMapConverter(wilddash_layout, CITYSCAPES_LUT),
     "bdd": IdMapConverter(bdd_layout, BDD_LUT),
     "mapillary": IdMapConverter(mapillary_layout, MAPILLARY_LUT),
     "sunrgbd": DetectedLayout(
