@@ -21,6 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import make_dataset, tiny_experiment
+from PIL import Image
 from torch import nn
 
 from mdseg.data import SplitDataset, normalise_images
@@ -32,8 +33,10 @@ from mdseg.inference import (
     all_reduce_sum,
     coverage,
     label_scores,
+    nearest_resized,
     predictions,
     rank_share,
+    scaled_size,
     tiles,
     training_scale,
     window_starts,
@@ -188,6 +191,26 @@ def test_resizing_before_scoring():
     for inference in (Inference(resize_height=15), Inference(resize_short_side=15)):
         got = predictions(score, images, (30, 60), inference, lambda s: s)
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+def test_scaled_size_and_nearest_label_resize_as_pil():
+    # UniSeg's ScaleMin(1080): 1920x1080 stays, CamVid's 960x720 becomes 1440x1080
+    assert scaled_size(1080, 1920, Inference(resize_short_side=1080)) == (1080, 1920)
+    assert scaled_size(720, 960, Inference(resize_short_side=1080)) == (1080, 1440)
+    assert scaled_size(720, 960, Inference(resize_height=540)) == (540, 720)
+    assert scaled_size(720, 960, Inference()) == (720, 960)
+    labels = torch.arange(12).view(1, 3, 4)
+    # upsampling 3x4 -> 6x8 repeats each pixel; downsampling 4 -> 2 columns keeps 1 and 3
+    # (PIL's centres: floor((i + 0.5) * 2) = 2i + 1)
+    assert torch.equal(
+        nearest_resized(labels, (6, 8)), labels.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    )
+    assert nearest_resized(labels, (3, 2)).tolist() == [[[1, 3], [5, 7], [9, 11]]]
+    rng = np.random.default_rng(0)
+    for (h, w), (oh, ow) in (((7, 5), (11, 13)), ((375, 1242), (1080, 3577)), ((20, 30), (9, 4))):
+        raw = rng.integers(0, 19, (h, w)).astype(np.uint8)
+        pil = np.asarray(Image.fromarray(raw).resize((ow, oh), Image.NEAREST))
+        assert (nearest_resized(torch.from_numpy(raw), (oh, ow)).numpy() == pil).all()
 
 
 def test_training_scale_and_tiles():

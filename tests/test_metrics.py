@@ -50,3 +50,14 @@ def test_split_level_sum_differs_from_per_image_average():
 
 def test_empty_mean_is_nan():
     assert np.isnan(mean_iou(np.array([np.nan, np.nan])))
+
+
+def test_empty_union_counted_as_zero_as_the_uniseg_evaluator():
+    # class 2 has neither ground truth nor prediction: skipped by default, 0 under "zero"
+    conf = np.array([[2, 0, 0], [1, 3, 0], [0, 0, 0]])
+    iou, _, _ = iou_from_confusion(conf)
+    assert mean_iou(iou, "skip") == pytest.approx((2 / 3 + 3 / 4) / 2)
+    assert mean_iou(iou, "zero") == pytest.approx((2 / 3 + 3 / 4 + 0) / 3)
+    assert np.isnan(mean_iou(np.array([]), "zero"))
+    with pytest.raises(ValueError, match="empty_union must be one of"):
+        mean_iou(iou, "drop")

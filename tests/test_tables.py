@@ -1,12 +1,21 @@
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from snakemake.utils import update_config
 
 from mdseg.tables.build import Context, build_tables, fill_ours
 from mdseg.tables.reference import load_reference
 from mdseg.tables.results import Results, load_results
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 CFG = {
     "benchmark": "synthetic",
@@ -38,7 +47,8 @@ def write_eval(root, experiment, dataset, miou, miou_all=None):
 @pytest.fixture
 def results(tmp_path):
     w18 = "hrnet_w18_small_v2"
-    for ds, v in {"kitti": 40.0, "wilddash2": 30.0, "camvid": 50.0}.items():
+    # WildDash v1 (Tables 1-2) and WildDash 2 (Table 4) are different datasets
+    for ds, v in {"kitti": 40.0, "wilddash": 30.0, "wilddash2": 33.0, "camvid": 50.0}.items():
         write_eval(tmp_path, f"multi_ce-{w18}-C+I+B+M", ds, v)
     write_eval(tmp_path, f"single-{w18}-C", "kitti", 20.0)
     write_eval(tmp_path, f"single-{w18}-M", "kitti", 25.0)
@@ -55,11 +65,14 @@ def test_uniseg_table1_ours_and_means(results, tmp_path):
     assert row.loc[("C+I+B+M", "multi_ce", "kitti"), "ours"] == 40.0
     assert row.loc[("C+I+B+M", "multi_ce", "mean"), "ours"] == 40.0
     assert row.loc[("C+I+B+M", "multi_ce", "kitti"), "paper"] == 48.8
+    # the WildDash column reads the original WildDash, not WildDash 2
+    assert row.loc[("C+I+B+M", "multi_ce", "wilddash"), "ours"] == 30.0
+    assert "wilddash2" not in set(table.dataset)
     # single-best: the best of the UniSeg single-dataset models per dataset (S is not one)
     assert row.loc[("single", "single_best", "kitti"), "ours"] == 25.0
     assert row.loc[("single", "single_best", "kitti"), "ours_experiments"].endswith("-M")
     assert row.loc[("single", "single_best", "camvid"), "ours"] == 35.0
-    # a mean needs every part: wilddash2 single-best is missing
+    # a mean needs every part: the WildDash single-best is missing
     assert np.isnan(row.loc[("single", "single_best", "mean"), "ours"])
     # runs we did not do stay empty
     assert np.isnan(row.loc[("C+I+B", "null_bce", "kitti"), "ours"])
@@ -69,13 +82,19 @@ def test_misprinted_means_are_flagged(results, tmp_path):
     table = fill_ours(
         "uniseg_table1", load_reference("uniseg_table1"), Context(results, CFG, tmp_path)
     )
-    flagged = table[table.note != ""]
+    flagged = table[table.note.str.startswith("printed Mean")]
     assert sorted(zip(flagged.train_datasets, flagged.method, strict=True)) == [
         ("C+I+B", "multi_ce"),
         ("C+I+B", "null_bce"),
         ("I+B+M", "multi_ce"),
     ]
     assert "51.6" in flagged.iloc[0].note
+    # the C+I+B C-R BCE row (N/A in the paper) is ours only, and says so
+    ours_only = table[table.note.str.startswith("ours only")]
+    assert set(zip(ours_only.train_datasets, ours_only.method, strict=True)) == {
+        ("C+I+B", "cr_bce")
+    }
+    assert len(ours_only) == 4 and ours_only.paper.isna().all()
 
 
 def test_build_tables_writes_every_table(results, tmp_path):
@@ -128,7 +147,7 @@ def test_claims_verdicts_from_results(results, tmp_path):
 
     models = tmp_path / "models"
     w18 = "hrnet_w18_small_v2"
-    for ds, v in {"kitti": 45.0, "wilddash2": 28.0, "camvid": 50.0}.items():
+    for ds, v in {"kitti": 45.0, "wilddash": 28.0, "camvid": 50.0}.items():
         write_eval(tmp_path, f"null_bce-{w18}-C+I+B+M", ds, v)
     _write_run(
         models,
@@ -146,7 +165,7 @@ def test_claims_verdicts_from_results(results, tmp_path):
     assert claims.loc["C-R BCE beats Null BCE on the unseen datasets on average"].holds == "not run"
     assert claims.loc["C-R BCE generates bicyclist → rider"].holds == "yes"
     assert claims.loc["C-R BCE generates motorcyclist → rider"].holds == "no"
-    # the fixture's single models do not cover wilddash2: no single-best to compare with
+    # the fixture's single models do not cover wilddash: no single-best to compare with
     single_best = "Multi-dataset training on C+I+B+M beats the single-best model on the unseen"
     assert claims.loc[single_best + " datasets"].holds == "not run"
 
@@ -240,8 +259,32 @@ def test_uniseg_table4_reads_the_configured_backbone(results, tmp_path):
     cfg = {**CFG, "tables": {**CFG["tables"], "uniseg_table4_backbone": "hrnet_w18_small_v2"}}
     table = fill_ours("uniseg_table4", ref, Context(results, cfg, tmp_path))
     row = table.set_index(["method", "metric"])
-    assert row.loc[("multi_ce", "class_miou"), "ours"] == 30.0  # the W18 run on wilddash2
+    assert row.loc[("multi_ce", "class_miou"), "ours"] == 33.0  # the W18 run on wilddash2
     assert np.isnan(row.loc[("multi_ce", "negative_miou"), "ours"])
     # without the setting, the paper's HRNet-W48 rows look for W48 runs (none here)
     plain = fill_ours("uniseg_table4", ref, Context(results, CFG, tmp_path))
     assert plain.ours.isna().all()
+
+
+def test_uniseg_config_fills_table4_from_w48_runs(tmp_path):
+    """A dry run of experiments/uniseg.yaml evaluates WildDash 2 with the C+I+B+M HRNet-W48
+    models; the config as Snakemake resolves it (config.yaml, then uniseg.yaml merged over it by
+    ``update_config``) fills Table 4 from them on stub results, though W18 runs exist too."""
+    command = [SNAKEMAKE, "--configfile", "experiments/uniseg.yaml", "-d", str(tmp_path / "run")]
+    dry = subprocess.run([*command, "-n", "tables"], cwd=REPO, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = set(re.findall(r"experiment=([^,\s]+), dataset=wilddash2\b", dry.stdout))
+    assert planned and all("-hrnet_w48-C+I+B+M" in e for e in planned)
+    assert {e.split("-")[0] for e in planned} >= {"multi_ce", "cr_bce"}
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load((REPO / "experiments" / "uniseg.yaml").read_text()))
+    assert cfg["tables"]["uniseg_table4_backbone"] == "hrnet_w48"
+    eval_dir = tmp_path / "eval"
+    for method, w18, w48 in (("multi_ce", 20.0, 36.5), ("cr_bce", 22.0, 41.0)):
+        write_eval(eval_dir, f"{method}-hrnet_w18_small_v2-C+I+B+M", "wilddash2", w18)
+        write_eval(eval_dir, f"{method}-hrnet_w48-C+I+B+M", "wilddash2", w48)
+    build_tables(cfg, eval_dir, tmp_path / "datasets", tmp_path / "models", tmp_path / "t")
+    t4 = pd.read_csv(tmp_path / "t" / "uniseg_table4.csv").set_index(["method", "metric"])
+    assert t4.loc[("multi_ce", "class_miou"), "ours"] == 36.5
+    assert t4.loc[("cr_bce", "class_miou"), "ours"] == 41.0
+    assert t4.loc[("cr_bce", "class_miou"), "ours_experiments"] == "cr_bce-hrnet_w48-C+I+B+M"

@@ -71,7 +71,15 @@ def _train(args: argparse.Namespace) -> None:
 
     experiment = json.loads(args.experiment.read_text())
     dirs = {k: args.datasets_dir / k for k in experiment["train"]}
-    train(experiment, dirs, args.out, text_features=args.text_features)
+    train(experiment, dirs, args.out, args.text_features, args.init, args.relations)
+
+
+def _relations(args: argparse.Namespace) -> None:
+    from mdseg.relations import compute_relations
+
+    compute_relations(
+        args.model, args.datasets_dir, args.out, args.statistic, args.images, args.device
+    )
 
 
 def _inference(args: argparse.Namespace) -> Inference:
@@ -87,7 +95,7 @@ def _inference(args: argparse.Namespace) -> Inference:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from mdseg.evaluate import evaluate_many
+    from mdseg.evaluate import Scoring, evaluate_many
 
     for result in evaluate_many(
         args.model,
@@ -99,6 +107,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         device=args.device,
         threads=args.threads,
         workers=args.workers,
+        scoring=Scoring(args.score_at, args.empty_union, args.aliases),
     ):
         print(f"{result['experiment']} on {result['dataset']}: mIoU {result['miou']}")
 
@@ -206,7 +215,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--text-features", type=Path, default=None, help="features.pt (methods reading label text)"
     )
+    s.add_argument("--init", type=Path, default=None, help="model.pt to start from (its init)")
+    s.add_argument("--relations", type=Path, default=None, help="relations.pt (C-R BCE)")
     s.set_defaults(func=_train)
+
+    s = sub.add_parser("relations", help="UniSeg's class relations (eq. 6-7) from a cosine model")
+    s.add_argument("--model", type=Path, required=True, help="the cosine model's model.pt")
+    s.add_argument("--datasets-dir", type=Path, default=Path("results/datasets"))
+    s.add_argument("--out", type=Path, required=True, help="folder for relations.pt and CSVs")
+    s.add_argument("--statistic", choices=["cosine", "sigmoid"], default="cosine")
+    s.add_argument("--images", type=int, default=None, help="per dataset (default: all)")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_relations)
 
     s = sub.add_parser("evaluate", help="evaluate a model on datasets (one JSON each)")
     s.add_argument("--model", type=Path, required=True)
@@ -218,6 +238,24 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--workers", type=int, default=0, help="DataLoader processes decoding images")
+    s.add_argument(
+        "--score-at",
+        choices=["label", "inference"],
+        default="label",
+        help="compare at the labels' size, or at the scored size (UniSeg: labels resized there)",
+    )
+    s.add_argument(
+        "--empty-union",
+        choices=["skip", "zero"],
+        default="skip",
+        help="classes with an empty union: left out of the mean, or IoU 0 (UniSeg's evaluator)",
+    )
+    s.add_argument(
+        "--aliases",
+        choices=["max", "one_channel"],
+        default="max",
+        help="a class matching several model classes: best of them, or one (UniSeg's evaluator)",
+    )
     s.add_argument("--out", type=Path, required=True, help="folder for <dataset>.json")
     s.set_defaults(func=_evaluate)
 

@@ -6,11 +6,16 @@ classes the model cannot predict are ignored — UniSeg's protocol for unseen da
 reduces to ordinary evaluation on a training dataset. Images are scored as
 :class:`mdseg.inference.Inference` says (whole, or by sliding windows), chunk by chunk of label
 rows, so no image's full-resolution scores are ever held.
+
+:class:`Scoring` holds the choices the papers' protocols differ on: the resolution scores are
+compared with labels at, how empty-union classes enter the mean, and how a class named by
+several aliases is scored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +25,68 @@ from tqdm import tqdm
 
 from mdseg.data import SplitDataset, same_size_batches
 from mdseg.datasets.classnames import load_aliases
-from mdseg.inference import Inference, label_scores, split_batch
+from mdseg.inference import Inference, label_scores, nearest_resized, scaled_size, split_batch
 from mdseg.io import IGNORE_ID, write_json
+from mdseg.label_space import normalise
 from mdseg.methods import Method
-from mdseg.metrics import confusion, iou_from_confusion, mean_iou
+from mdseg.metrics import EMPTY_UNION, confusion, iou_from_confusion, mean_iou
 from mdseg.models.segmentor import Segmentor
 from mdseg.train import load_model, resolve_device
+
+SCORE_AT = ("label", "inference")
+ALIASES = ("max", "one_channel")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How predictions are scored (config ``evaluation``).
+
+    ``score_at``: ``label`` compares scores resampled to the labels' native size (the field's
+    usual practice, MSeg's); ``inference`` compares at the size the image is scored at, the
+    labels resized there by nearest neighbour, as UniSeg's evaluator does (numpee/UniSeg
+    ``transformations/__init__.py`` ``transform_factory_test``: ``ScaleMin(1080)`` resizes image
+    and mask before ``cvpr_sliding_evaluation.py`` scores them).
+    ``empty_union``: see :func:`mdseg.metrics.mean_iou` (``skip``, or UniSeg's ``zero``).
+    ``aliases``: ``max`` scores a class by the best of every model class its name or aliases
+    match (CamVid ``Car`` = car/truck/bus); ``one_channel`` by one channel, its own name's or
+    else its first alias the model has (:func:`one_channel_aliases`), as UniSeg's evaluator.
+    """
+
+    score_at: str = "label"
+    empty_union: str = "skip"
+    aliases: str = "max"
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("score_at", self.score_at, SCORE_AT),
+            ("empty_union", self.empty_union, EMPTY_UNION),
+            ("aliases", self.aliases, ALIASES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"evaluation.{key} must be one of {allowed}, got {value!r}")
+
+
+def one_channel_aliases(
+    classes: list[str], aliases: dict[str, list[str]], model_classes: list[str]
+) -> dict[str, list[str]]:
+    """Aliases cut to one model class per target class: none where the model has the class's
+    own name, else the first of its aliases (in ``aliases.yaml`` order) that the model has.
+
+    UniSeg's evaluator matches each class of an unseen dataset to one channel by name
+    (numpee/UniSeg ``evaluators/paper_evaluator.py`` with ``datasets/dataset_utils.py``
+    ``dataset_categories["camvid"]``, ``["camvid_cib"]``): CamVid's Bicyclist is the union's
+    ``bicyclist`` (Mapillary's) or, without Mapillary, ``rider``; Car is ``car`` alone.
+    """
+    have = {normalise(n) for n in model_classes}
+    by_name = {normalise(k): v for k, v in aliases.items()}
+    out: dict[str, list[str]] = {}
+    for name in classes:
+        if normalise(name) in have:
+            out[name] = []
+            continue
+        first = next((a for a in by_name.get(normalise(name), []) if normalise(a) in have), None)
+        out[name] = [first] if first else []
+    return out
 
 
 def sliced_prediction(scores: torch.Tensor, matches: dict[int, list[int]]) -> torch.Tensor:
@@ -50,6 +111,7 @@ def evaluate_many(
     device: str = "auto",
     threads: int = 1,
     workers: int = 0,
+    scoring: Scoring | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Evaluate one saved model on prepared datasets (the workflow: one per job); write
     ``<out_dir>/<key>.json``. ``workers`` DataLoader processes decode the images."""
@@ -68,6 +130,7 @@ def evaluate_many(
             inference or Inference(),
             desc=f"{state['experiment']['id']} on {key}",
             workers=workers,
+            scoring=scoring,
         )
         result.update(
             experiment=state["experiment"]["id"],
@@ -88,6 +151,7 @@ def evaluate_dataset(
     inference: Inference | None = None,
     desc: str = "",
     workers: int = 0,
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
     """Per-class IoU (percent), intersections, unions and mIoU of ``model`` on ``data``.
 
@@ -101,17 +165,22 @@ def evaluate_dataset(
     mapping gives the top-level figures, further ones (e.g. a zero-shot mapping) go under
     ``variants`` from the same forward passes.
     """
-    inference = inference or Inference()
+    inference, scoring = inference or Inference(), scoring or Scoring()
+    if scoring.aliases == "one_channel":
+        aliases = one_channel_aliases(data.classes, aliases, method.classes)
     mappings = method.target_matches(
         model, data.dir.name, data, aliases, device, inference=inference
     )
     n = len(data.classes)
     fulls = {name: torch.zeros(n, n, dtype=torch.long) for name in mappings}
     if any(mappings.values()):
-        _accumulate(method, model, data, mappings, fulls, device, inference, desc, workers)
-    gt_pixels = _gt_pixels(data) if not all(mappings.values()) else None
+        _accumulate(method, model, data, mappings, fulls, device, inference, desc, workers, scoring)
+    scored_at = inference if scoring.score_at == "inference" else None
+    gt_pixels = _gt_pixels(data, scored_at) if not all(mappings.values()) else None
     results = {
-        name: _scores(data.classes, method.classes, matches, fulls[name], gt_pixels)
+        name: _scores(
+            data.classes, method.classes, matches, fulls[name], gt_pixels, scoring.empty_union
+        )
         for name, matches in mappings.items()
     }
     primary, *others = mappings
@@ -121,16 +190,20 @@ def evaluate_dataset(
         "mapping": primary,
         **results[primary],
         "variants": {name: results[name] for name in others},
+        "scoring": asdict(scoring),
         "source": data.manifest["source"],
     }
 
 
-def _gt_pixels(data: SplitDataset) -> np.ndarray:
+def _gt_pixels(data: SplitDataset, scored_at: Inference | None = None) -> np.ndarray:
+    """Labelled pixels per class, counted at the size ``scored_at`` scores (else native)."""
     n = len(data.classes)
-    return sum(
-        torch.bincount(label[label != IGNORE_ID].flatten(), minlength=n)[:n]
-        for _, label in (data[i] for i in range(len(data)))
-    ).numpy()
+    total = torch.zeros(n, dtype=torch.long)
+    for _, label in (data[i] for i in range(len(data))):
+        if scored_at is not None:
+            label = nearest_resized(label, scaled_size(*label.shape[-2:], scored_at))
+        total += torch.bincount(label[label != IGNORE_ID].flatten(), minlength=n)[:n]
+    return total.numpy()
 
 
 def _scores(
@@ -139,6 +212,7 @@ def _scores(
     matches: dict[int, list[int]],
     full: torch.Tensor,
     gt_pixels: np.ndarray | None,
+    empty_union: str = "skip",
 ) -> dict[str, Any]:
     n = len(classes)
     if matches:
@@ -159,9 +233,9 @@ def _scores(
         "intersection": {c: int(v) for c, v in zip(classes, inter, strict=True)},
         "union": {c: int(v) for c, v in zip(classes, union, strict=True)},
         "gt_pixels": {c: int(v) for c, v in zip(classes, gt_pixels, strict=True)},
-        "miou": _rounded(mean_iou(iou)),
+        "miou": _rounded(mean_iou(iou[sorted(matches)], empty_union)),
         "iou_all_classes": {c: _rounded(v) for c, v in zip(classes, iou_all, strict=True)},
-        "miou_all_classes": _rounded(mean_iou(iou_all)),
+        "miou_all_classes": _rounded(mean_iou(iou_all, empty_union)),
     }
 
 
@@ -175,12 +249,15 @@ def _accumulate(
     inference: Inference,
     desc: str,
     workers: int = 0,
+    scoring: Scoring | None = None,
 ) -> None:
     """Add every image's confusion (all ground-truth classes) to ``fulls``, per mapping.
 
     Small images are scored several at a time (:func:`mdseg.inference.split_batch`), large
     ones alone; each chunk of the label is reduced to predictions as soon as it is scored.
+    Under ``score_at: inference`` the labels are first resized to the scored size.
     """
+    at_inference = (scoring or Scoring()).score_at == "inference"
 
     def score(images: torch.Tensor) -> torch.Tensor:
         return method.scores(model, images)
@@ -190,6 +267,9 @@ def _accumulate(
         for batch, batch_labels in same_size_batches(data, 8, workers=workers):
             for images, labels in split_batch(batch, batch_labels):
                 size = tuple(labels.shape[-2:])
+                if at_inference:
+                    size = scaled_size(*size, inference)
+                    labels = nearest_resized(labels, size)
                 chunks = label_scores(score, images.to(device), size, inference)
                 for (rows, cols), scores in chunks:
                     target = labels[:, rows, cols]

@@ -49,8 +49,9 @@ class Inference:
 
     ``window`` None scores the whole image in one pass; ``stride`` is a fraction of the window
     (MSeg: 2/3); ``flip`` adds the horizontally mirrored image's scores; ``resize_height``
-    rescales the image to that many rows first (UniSeg: 1080), ``resize_short_side`` its
-    shorter side to that many pixels (AutoUniSeg's code: 512, detectron2's ``MIN_SIZE_TEST``).
+    rescales the image to that many rows first (the UniSeg paper's wording, §4.1: 1080),
+    ``resize_short_side`` its shorter side to that many pixels (UniSeg's code: 1080,
+    ``ScaleMin``; AutoUniSeg's code: 512, detectron2's ``MIN_SIZE_TEST``).
     """
 
     window: int | None = None
@@ -189,15 +190,34 @@ def _bands(
             base = keep
 
 
+def scaled_size(height: int, width: int, inference: Inference) -> tuple[int, int]:
+    """The size an image of ``height x width`` is scored at: resized as ``inference`` says."""
+    if inference.resize_height:
+        return inference.resize_height, round(width * inference.resize_height / height)
+    if inference.resize_short_side:
+        s = inference.resize_short_side / min(height, width)
+        return round(height * s), round(width * s)
+    return height, width
+
+
+def nearest_resized(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Labels ``[..., H, W]`` resized to ``size`` by nearest neighbour with PIL's arithmetic
+    (source index ``floor((i + 0.5) * in / out)``), as UniSeg's evaluator resizes its masks
+    (numpee/UniSeg ``transformations/joint_transforms.py`` ``ScaleMin``: ``Image.NEAREST``)."""
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+
+    def index(n_in: int, n_out: int) -> torch.Tensor:
+        src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out)).floor()
+        return src.long().clamp_(max=n_in - 1).to(labels.device)
+
+    rows, cols = index(labels.shape[-2], size[0]), index(labels.shape[-1], size[1])
+    return labels.index_select(-2, rows).index_select(-1, cols)
+
+
 def _rescaled(x: torch.Tensor, inference: Inference) -> torch.Tensor:
     h, w = x.shape[-2:]
-    if inference.resize_height:
-        size = (inference.resize_height, round(w * inference.resize_height / h))
-    elif inference.resize_short_side:
-        s = inference.resize_short_side / min(h, w)
-        size = (round(h * s), round(w * s))
-    else:
-        return x
+    size = scaled_size(h, w, inference)
     return x if size == (h, w) else F.interpolate(x, size=size, mode="bilinear")
 
 

@@ -28,7 +28,21 @@ def iou_from_confusion(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return iou, inter, union
 
 
-def mean_iou(iou: np.ndarray) -> float:
-    """Mean over classes with a non-empty union; NaN if there are none."""
+EMPTY_UNION = ("skip", "zero")
+
+
+def mean_iou(iou: np.ndarray, empty_union: str = "skip") -> float:
+    """Mean of per-class IoUs, where NaN marks a class whose union is empty.
+
+    ``skip`` (the field's usual rule, as MSeg and mmseg) leaves such classes out of the mean;
+    ``zero`` counts them as IoU 0, as UniSeg's evaluator does (numpee/UniSeg
+    ``evaluators/paper_evaluator.py``: ``inter / (eps + union)`` averaged over every evaluated
+    class). NaN if there is nothing to average.
+    """
+    if empty_union not in EMPTY_UNION:
+        raise ValueError(f"empty_union must be one of {EMPTY_UNION}, got {empty_union!r}")
+    iou = np.asarray(iou, dtype=np.float64)
+    if empty_union == "zero":
+        return float(np.nan_to_num(iou, nan=0.0).mean()) if iou.size else float("nan")
     valid = ~np.isnan(iou)
     return float(iou[valid].mean()) if valid.any() else float("nan")

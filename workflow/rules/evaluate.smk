@@ -8,10 +8,17 @@ EVALUATION = config["evaluation"]
 EVAL_RULE_SUFFIX = {e: re.sub(r"\W", "_", e) for e in EXPERIMENTS}
 
 
+# scoring options (mdseg.evaluate.Scoring), passed only where they differ from the defaults
+SCORING_DEFAULTS = {"score_at": "label", "empty_union": "skip", "aliases": "max"}
+SCORING_FLAGS = "".join(
+    f" --{key.replace('_', '-')} {EVALUATION[key]}"
+    for key, default in SCORING_DEFAULTS.items()
+    if EVALUATION.get(key, default) != default
+)
 EVALUATE_FLAGS = (
     f"--datasets-dir results/datasets --split {EVALUATION['split']}"
     f" {inference_options(EVALUATION)} --device {EVALUATION.get('device', 'auto')}"
-    f" --workers {EVALUATION.get('workers', 0)}"
+    f" --workers {EVALUATION.get('workers', 0)}{SCORING_FLAGS}"
 )
 
 

@@ -146,11 +146,27 @@ def fill_ours(name: str, ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
     out["ours"] = [round(v, 2) if np.isfinite(v) else np.nan for v, _ in found]
     out["ours_experiments"] = [e for _, e in found]
     out["note"] = ""
+    out.loc[_cib_cr_bce(name, out), "note"] = CIB_CR_BCE
     if name == "uniseg_table4":
         out.loc[out.metric != "class_miou", "note"] = "needs the WildDash 2 benchmark server"
     if dimension is not None:
         _fill_means(out, dimension)
     return out
+
+
+CIB_CR_BCE = (
+    "ours only: the paper reports no C-R BCE run on C+I+B (no multi-labels in its label space);"
+    " ours fine-tunes with the C+I+B+M relations restricted to C+I+B"
+)
+
+
+def _cib_cr_bce(name: str, out: pd.DataFrame) -> pd.Series:
+    """The C-R BCE cells trained on C+I+B (Tables 1-2 rows, Table 3's held-out Mapillary)."""
+    if name in ("uniseg_table1", "uniseg_table2"):
+        return (out.method == "cr_bce") & (out.train_datasets == "C+I+B")
+    if name == "uniseg_table3":
+        return (out.method == "cr_bce") & (out.held_out == "mapillary")
+    return pd.Series(False, index=out.index)
 
 
 def _fill_means(out: pd.DataFrame, dimension: str) -> None:

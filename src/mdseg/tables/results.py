@@ -12,7 +12,8 @@ from mdseg.experiments import parse_train_set
 
 # the papers' training and unseen datasets, as their tables group them
 UNISEG_TRAIN = ["cityscapes", "idd", "bdd", "mapillary"]
-UNISEG_UNSEEN = ["kitti", "wilddash2", "camvid"]
+# UniSeg Tables 1-2 use the original WildDash (v1); WildDash 2 only fills Table 4
+UNISEG_UNSEEN = ["kitti", "wilddash", "camvid"]
 AUTOUNISEG_TRAIN = ["cityscapes", "mapillary", "sunrgbd", "bdd", "idd", "ade20k", "coco"]
 AUTOUNISEG_UNSEEN = ["wilddash2", "kitti", "camvid", "scannet", "voc", "context"]
 
