@@ -29,29 +29,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
+from input_pipeline import write_dataset  # this folder's input benchmark: its 2 MP PNG pairs
 
 from mdseg.data import Augment, SplitDataset, normalise_images
 from mdseg.inference import Inference, predictions
-from mdseg.io import IGNORE_ID, write_json, write_split_list
+from mdseg.io import IGNORE_ID
 from mdseg.loader import RankBatches, training_batches
 from mdseg.models.backbones import HRNetBranches
 from mdseg.models.heads import LinearClassifier
 from mdseg.models.segmentor import Segmentor
+from mdseg.plan import COLUMNS
 
 CLASSES = 70  # UniSeg's union of Cityscapes, IDD, BDD and Mapillary
-FIELDS = (
-    "backbone",
-    "crop",
-    "per_gpu_batch",
-    "precision",
-    "gpu",
-    "seconds_per_iteration",
-    "source",
-)
 
 
 def build(backbone: str, device: torch.device) -> Segmentor:
@@ -118,38 +109,6 @@ def step_speed(
         row.update(it_per_s=None, s_per_it=None, note="out of memory")
     row["peak_gb"] = peak_gb(device)
     return row
-
-
-def write_pairs(root: Path, count: int, size: tuple[int, int], seed: int = 0) -> SplitDataset:
-    """``count`` 2048x1024-like PNG pairs with smooth, natural-looking content, as a prepared
-    dataset (manifest, split list) that :class:`SplitDataset` reads."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    pairs = []
-    for i in range(count):
-        coarse = rng.integers(0, 256, (h // 32, w // 32, 3), dtype=np.uint8)
-        image = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-        image = cv2.add(image, rng.integers(0, 12, image.shape, dtype=np.uint8))
-        blocks = rng.integers(0, 19, (h // 64, w // 64), dtype=np.uint8)
-        label = cv2.resize(blocks, (w, h), interpolation=cv2.INTER_NEAREST)
-        cv2.imwrite(str(root / "images" / f"{i}.png"), image)
-        cv2.imwrite(str(root / "labels" / f"{i}.png"), label)
-        pairs.append((f"images/{i}.png", f"labels/{i}.png"))
-    write_split_list(root / "train.lst", pairs)
-    write_json(
-        root / "manifest.json",
-        {
-            "name": "cityscapes",
-            "classes": [f"class {c}" for c in range(19)],
-            "ignore_id": IGNORE_ID,
-            "source": "gpu_check synthetic",
-            "checksums": {},
-            "splits": {"train": {"count": count, "list": "train.lst"}},
-        },
-    )
-    return SplitDataset(root, "train")
 
 
 def data_share(
@@ -250,7 +209,7 @@ def main() -> None:
                 print("step", json.dumps(row), flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_pairs(Path(tmp), pairs, image_size)
+        data = SplitDataset(write_dataset(Path(tmp), pairs, size=image_size), "train")
         report["input"] = []
         for workers in sorted({0, args.workers}):
             row = data_share(data, backbone, crops[0], batches[0], workers, device, steps)
@@ -271,7 +230,7 @@ def main() -> None:
         model = "h200" if "H200" in gpu else "h100" if "H100" in gpu else gpu.lower()
         stamp = time.strftime("%Y-%m-%d")
         with open(args.out / "throughput.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=FIELDS)
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             writer.writeheader()
             for row in report["steps"]:
                 if row["s_per_it"] is not None:
