@@ -30,6 +30,6 @@ fi
 echo "failing job reported: $(( $(date +%s) - start )) s"
 grep -q "Error in rule train" "$WORK/fail.log"
 grep -q "logs/models/multi_ce-hrnet_w18_small_v2-C+M/train.log" "$WORK/fail.log"
-grep -q "balanced sampling needs batch_size" "$WORK/fail.log"
+grep -q "training.batch_size 3 must split into 2 dataset block" "$WORK/fail.log"
 grep -q "slurm_logs/rule_train" "$WORK/fail.log"
 echo "SLURM checks passed ($WORK)"
