@@ -143,6 +143,91 @@ def test_rotation_and_blur_off_give_the_former_crops_byte_for_byte(off):
     assert digest.hexdigest() == "ae36f6b9a11bd03498458573641a135bcf478271633abd717861a3d9bf4d3862"
 
 
+@pytest.mark.parametrize("fit", [{}, {"crop_fit": "pad"}])
+def test_crop_fit_pad_gives_the_former_crops_byte_for_byte(fit):
+    """SHA-256 of 40 crops with rotation and blur on, made before ``crop_fit`` existed (commit
+    07d33cb): ``pad`` keeps the draws and the arithmetic; the 48 crop pads every image."""
+    image, label = golden_inputs()
+    digest = hashlib.sha256()
+    uniseg = {"rotate_degrees": 10, "blur_probability": 0.5, **fit}
+    for augment in (Augment(24, (0.5, 2.0), **uniseg), Augment(48, (0.5, 2.0), 1, 40, **uniseg)):
+        for seed in range(20):
+            img, lbl = augment(image, label, np.random.default_rng(seed))
+            digest.update(img.tobytes())
+            digest.update(lbl.tobytes())
+    assert digest.hexdigest() == "e9d78d2e0513e2348bc06da0d88d330ece936213b313ca12cd687691388c57b7"
+
+
+def test_crop_fit_is_checked():
+    with pytest.raises(ValueError, match=r"training.crop_fit: expected one of \('pad', 'shrink'\)"):
+        Augment(8, crop_fit="fill")
+
+
+def test_shrink_takes_the_short_side_square_and_doubles_it():
+    """A 4 x 8 image and an 8 crop at scale 1: UniSeg's crop is the 4 x 4 square at a column
+    drawn from 0-4, resized to 8 x 8: each label pixel becomes a 2 x 2 block; the image is the
+    bilinear ramp (crop column x samples column left + x / 2 - 0.25, the edge repeated)."""
+    label = np.arange(32, dtype=np.uint8).reshape(4, 8)
+    image = np.repeat((np.arange(8, dtype=np.uint8) * 8)[None, :, None], 4, 0).repeat(3, 2)
+    augment = Augment(8, (1.0, 1.0), flip=False, crop_fit="shrink")
+    lefts = set()
+    for seed in range(30):
+        draw = augment.draw(label.shape, np.random.default_rng(seed))
+        img, lbl = augment(image, label, np.random.default_rng(seed))
+        assert draw.top == 0 and 0 <= draw.left <= 4
+        lefts.add(draw.left)
+        window = label[:, draw.left : draw.left + 4]
+        assert np.array_equal(lbl, window.repeat(2, 0).repeat(2, 1))
+        ramp = [max(0.0, 8 * (draw.left + x / 2 - 0.25)) for x in range(8)]
+        ramp[-1] = min(ramp[-1], 56.0)  # column 7 is the last, repeated beyond
+        assert np.array_equal(img[:, :, 0], np.tile(np.array(ramp, np.uint8), (8, 1))), seed
+    assert lefts == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("degrees", [0, 10])
+def test_shrink_never_pads_and_keeps_image_and_label_aligned(degrees):
+    """Rescaled short sides of 32-64 pixels against an 80 crop: ``pad`` would pad every crop,
+    ``shrink`` pads none (with rotation, only the turned-out corners are black and ignore).
+    The image is a ramp (red = 4 x column, green = 4 x row) and the label the 8-pixel block of
+    the pixel, so a crop pixel's colour says where it sampled and the label must agree."""
+    yy, xx = np.mgrid[0:48, 0:64]
+    image = np.stack([xx * 4, yy * 4, np.full_like(xx, 7)], axis=2).astype(np.uint8)
+    label = (xx // 8 + 8 * (yy // 8)).astype(np.uint8)
+    fit = {"short_side": 64, "rotate_degrees": degrees, "blur_probability": 0}
+    shrink = Augment(80, (0.5, 1.0), crop_fit="shrink", **fit)
+    checked = 0
+    for seed in range(20):
+        img, lbl = shrink(image, label, np.random.default_rng(seed))
+        padded = Augment(80, (0.5, 1.0), **fit)(image, label, np.random.default_rng(seed))[1]
+        assert (padded == IGNORE_ID).sum() > 80 * 16
+        assert ((lbl == IGNORE_ID) == (img == ROTATE_FILL).all(axis=2)).all()
+        assert (lbl == IGNORE_ID).sum() < (80 * 80 * 0.1 if degrees else 1), seed
+        sx, sy = img[..., 0] / 4, img[..., 1] / 4
+        interior = (sx % 8 > 1) & (sx % 8 < 7) & (sy % 8 > 1) & (sy % 8 < 7) & (lbl != IGNORE_ID)
+        want = sx // 8 + 8 * (sy // 8)
+        assert np.array_equal(lbl[interior], want[interior]), seed
+        checked += interior.sum()
+    assert checked > 20 * 80 * 80 / 3
+
+
+def test_shrink_equals_pad_when_the_image_covers_the_crop():
+    """Rescaled frames of at least 26 x 37 pixels against a 24 crop: the same draws, the same
+    bytes, with rotation and blur on as in UniSeg's configuration."""
+    image, label = golden_inputs()
+    uniseg = {"rotate_degrees": 10, "blur_probability": 0.5}
+    pad = Augment(24, (0.7, 2.0), **uniseg)
+    shrink = Augment(24, (0.7, 2.0), crop_fit="shrink", **uniseg)
+    for seed in range(20):
+        assert pad.draw(label.shape, np.random.default_rng(seed)) == shrink.draw(
+            label.shape, np.random.default_rng(seed)
+        )
+        a, b = (
+            pad(image, label, np.random.default_rng(seed)),
+            shrink(image, label, np.random.default_rng(seed)),
+        )
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
 def test_quarter_turn_is_rot90_counter_clockwise():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)

@@ -133,3 +133,15 @@ def test_a_checkpoint_without_a_fingerprint_is_refused(tiny_datasets, tmp_path):
     torch.save({"step": 1}, tmp_path / "run" / "checkpoint.pt")
     with pytest.raises(RuntimeError, match=r"records no experiment fingerprint.*rm "):
         train(spec, tiny_datasets, tmp_path / "run")
+
+
+def test_options_at_their_default_leave_the_fingerprint_unchanged():
+    """A later option whose default keeps the former behaviour must not orphan checkpoints."""
+    from mdseg.fingerprint import TRAINING_DEFAULTS, fingerprint, run_spec
+
+    spec = tiny_experiment("multi_ce", ["cityscapes"])
+    spelled = json.loads(json.dumps(spec))
+    spelled["training"].update(TRAINING_DEFAULTS)
+    assert fingerprint(run_spec(spelled)) == fingerprint(run_spec(spec))
+    spelled["training"]["crop_fit"] = "shrink"
+    assert fingerprint(run_spec(spelled)) != fingerprint(run_spec(spec))

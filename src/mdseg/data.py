@@ -107,7 +107,8 @@ def same_size_batches(
 
 
 # The ImageNet mean as uint8: it normalises to ~0, the value the float pipeline padded crops with
-# (MSeg's semseg code, which UniSeg trains with, pads images with the mean colour as well).
+# (MSeg's semseg training code pads images with the mean colour as well; UniSeg's code never pads
+# a training crop, see ``Augment.crop_fit``).
 PAD_COLOUR = tuple(round(255 * m) for m in MEAN.flatten().tolist())
 
 
@@ -120,8 +121,9 @@ ROTATE_FILL = (0, 0, 0)
 class Draw:
     """The random choices of one :class:`Augment` call.
 
-    ``scale``: source pixels to crop pixels (the random scale times the short-side factor);
-    ``top``, ``left``: the crop window in the rescaled frame; ``angle``: degrees,
+    ``scale``: source pixels to rescaled pixels (the random scale times the short-side factor);
+    ``top``, ``left``: the crop window's corner in the rescaled frame (its side is
+    :meth:`Augment.window`); ``angle``: degrees,
     counter-clockwise about the crop centre; ``sigma``: Gaussian blur of the image (0: none).
     """
 
@@ -133,9 +135,12 @@ class Draw:
     sigma: float = 0.0
 
 
+CROP_FITS = ("pad", "shrink")
+
+
 @dataclass(frozen=True)
 class Augment:
-    """Random rescale, random crop (padded with ignore), rotation, horizontal flip and blur.
+    """Random rescale, random crop (padded, or shrunk to fit), rotation, horizontal flip and blur.
 
     ``short_side`` first brings every image's shorter side to that many pixels (UniSeg: 1080,
     so datasets of different resolutions give crops of one scale); the random scale applies on
@@ -147,6 +152,15 @@ class Augment:
     bilinear for the image (half-pixel centres, edge pixels repeated, like
     ``F.interpolate(align_corners=False)``), centre-aligned nearest neighbour for the label.
     Where the window leaves the rescaled image the crop holds :data:`PAD_COLOUR` and ignore.
+
+    ``crop_fit`` says what happens when the rescaled image is smaller than the crop: ``pad``
+    (the default; MSeg's semseg code) pads it as above; ``shrink`` is UniSeg's rule (numpee/UniSeg
+    transformations/joint_transforms.py: ``RandomSizeAndCrop`` builds ``RandomCrop`` with
+    ``nopad=True``, then base_augmentation.yaml's ``resize`` step): the window becomes the square
+    of the rescaled image's short side, placed uniformly along the long side, and is resampled up
+    to ``crop x crop`` (bilinear image, nearest label), so no pixel is padding. The authors crop,
+    then resize; here it is the same single resampling, the window scaled to the crop. With the
+    rescaled image at least the crop on both sides the two rules draw and crop the same.
 
     UniSeg's training augmentation (numpee/UniSeg configs/augmentation/base_augmentation.yaml,
     transformations/__init__.py) is: scale, crop, rotate by an angle uniform in ±10° about the
@@ -169,6 +183,18 @@ class Augment:
     rotate_degrees: float = 0.0
     blur_probability: float = 0.0
     blur_sigmas: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
+    crop_fit: str = "pad"
+
+    def __post_init__(self) -> None:
+        if self.crop_fit not in CROP_FITS:
+            raise ValueError(
+                f"training.crop_fit: expected one of {CROP_FITS}, got {self.crop_fit!r}"
+            )
+
+    def window(self, rows: int, cols: int) -> int:
+        """The crop window's side in the ``rows x cols`` rescaled frame: the crop, or with
+        ``shrink`` and a frame shorter than the crop, the frame's short side."""
+        return min(rows, cols, self.crop) if self.crop_fit == "shrink" else self.crop
 
     def __call__(
         self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
@@ -186,8 +212,9 @@ class Augment:
         if self.short_side:
             s *= self.short_side / min(h, w)
         rows, cols = max(1, round(h * s)), max(1, round(w * s))  # the rescaled frame
-        top = int(rng.integers(0, max(rows, self.crop) - self.crop + 1))
-        left = int(rng.integers(0, max(cols, self.crop) - self.crop + 1))
+        side = self.window(rows, cols)
+        top = int(rng.integers(0, max(rows, side) - side + 1))
+        left = int(rng.integers(0, max(cols, side) - side + 1))
         flip = self.flip and bool(rng.random() < 0.5)
         angle = 0.0
         if self.rotate_degrees:
@@ -205,9 +232,15 @@ class Augment:
         rows, cols = max(1, round(h * draw.scale)), max(1, round(w * draw.scale))
         fy, fx = h / rows, w / cols  # source pixels per rescaled pixel
         top, left = draw.top, draw.left
-        vh, vw = min(self.crop, rows - top), min(self.crop, cols - left)  # inside the frame
-        # crop pixel (x, y) samples the source at ((x + left + 0.5) * fx - 0.5, ...)
-        warp = np.array([[fx, 0.0, (left + 0.5) * fx - 0.5], [0.0, fy, (top + 0.5) * fy - 0.5]])
+        side = self.window(rows, cols)
+        k = side / self.crop  # rescaled pixels per crop pixel: 1 but for a shrunk window
+        # crop pixels inside the frame (a shrunk window always lies inside it)
+        vh = self.crop if rows - top >= side else rows - top
+        vw = self.crop if cols - left >= side else cols - left
+        # crop pixel (x, y) samples the source at ((left + (x + 0.5) * k) * fx - 0.5, ...)
+        warp = np.array(
+            [[k * fx, 0.0, (left + 0.5 * k) * fx - 0.5], [0.0, k * fy, (top + 0.5 * k) * fy - 0.5]]
+        )
         if draw.angle:
             out_image, out_label = self._rotated(image, label, warp, draw.angle, (vh, vw))
         else:
@@ -218,8 +251,10 @@ class Augment:
                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                 borderMode=cv2.BORDER_REPLICATE,
             )
-            src_rows = np.minimum(((np.arange(vh) + top + 0.5) * fy).astype(np.intp), h - 1)
-            src_cols = np.minimum(((np.arange(vw) + left + 0.5) * fx).astype(np.intp), w - 1)
+            src_rows = (top + (np.arange(vh) + 0.5) * k) * fy
+            src_cols = (left + (np.arange(vw) + 0.5) * k) * fx
+            src_rows = np.minimum(src_rows.astype(np.intp), h - 1)
+            src_cols = np.minimum(src_cols.astype(np.intp), w - 1)
             window_label = label.take(src_rows, 0).take(src_cols, 1)
             if (vh, vw) == (self.crop, self.crop):
                 out_image, out_label = window, window_label

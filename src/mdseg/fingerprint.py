@@ -3,8 +3,9 @@
 The fingerprint is the experiment spec minus what cannot change the trained weights: where and
 how fast it runs (``threads``, ``workers``, ``device``), how often it checkpoints, memory
 options that recompute the same arithmetic (``activation_checkpointing``, ``channels_last``)
-and the evaluation list (training never reads it). Optional training keys count with their
-defaults, so writing a default out does not change the fingerprint. Everything else (method,
+and the evaluation list (training never reads it). Optional training keys are left out while
+they hold their default, so writing a default out, or a later mdseg adding an option whose
+default keeps the former behaviour, does not change the fingerprint. Everything else (method,
 options, backbone and its initial weights, datasets, every other training setting, precision
 and ``accumulate`` among them) does.
 """
@@ -31,14 +32,18 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "rotate_degrees": 0,
     "blur_probability": 0,
     "blur_sigmas": [0, 1, 2, 3, 4],
+    "crop_fit": "pad",
 }
 
 
 def run_spec(experiment: dict[str, Any]) -> dict[str, Any]:
     """The part of ``experiment`` that determines the trained weights (see the module doc)."""
     spec = {k: v for k, v in experiment.items() if k not in IGNORED_TOP}
-    training = {**TRAINING_DEFAULTS, **experiment["training"]}
-    spec["training"] = {k: v for k, v in training.items() if k not in IGNORED_TRAINING}
+    spec["training"] = {
+        k: v
+        for k, v in experiment["training"].items()
+        if k not in IGNORED_TRAINING and not (k in TRAINING_DEFAULTS and TRAINING_DEFAULTS[k] == v)
+    }
     return spec
 
 
@@ -46,6 +51,13 @@ def fingerprint(spec: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a :func:`run_spec`."""
     text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with its omitted training defaults written out, for reporting changes."""
+    if "training" not in spec:
+        return spec
+    return {**spec, "training": {**TRAINING_DEFAULTS, **spec["training"]}}
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -68,7 +80,7 @@ def check_resumable(state: dict[str, Any], experiment: dict[str, Any], path: str
     if "fingerprint" not in state:
         what = "it records no experiment fingerprint (written by an older mdseg)"
     else:
-        changed = differences(state.get("run_spec", {}), spec)
+        changed = differences(_with_defaults(state.get("run_spec", {})), _with_defaults(spec))
         what = "the experiment changed since: " + ("; ".join(changed) or "unknown fields")
     raise RuntimeError(
         f"{path}: will not resume {experiment['id']}: {what}. Resuming would mix two runs. "

@@ -255,6 +255,7 @@ def train(
             cfg.get("rotate_degrees", 0.0),
             cfg.get("blur_probability", 0.0),
             tuple(cfg.get("blur_sigmas", Augment.blur_sigmas)),
+            cfg.get("crop_fit", "pad"),
         ),
         cfg["sampling"],
         cfg["seed"],
