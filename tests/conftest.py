@@ -89,3 +89,28 @@ def tiny_datasets(tmp_path: Path) -> dict[str, Path]:
             tmp_path, "mapillary", ["road", "bicyclist", "motorcyclist", "car"], seed=2
         ),
     }
+
+
+@pytest.fixture(scope="module")
+def tiny_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT with MiniLM's tokenizer, saved as a local HF folder
+    (the text-encoder tests: a local folder, and a hub snapshot in a fake cache)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from mdseg.labels.encoders import minilm_folder
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -14,7 +14,7 @@ from mdseg.label_space import normalise
 from mdseg.labels import descriptions
 from mdseg.labels.descriptions import TEMPLATE, describe, read_sentences
 from mdseg.labels.encode import encode_datasets
-from mdseg.labels.encoders import ENCODERS, build_encoder, minilm_folder
+from mdseg.labels.encoders import ENCODERS, build_encoder
 
 COUNTS = {
     "cityscapes": 19,
@@ -197,27 +197,6 @@ def test_hf_missing_path_is_a_clear_error(tmp_path: Path) -> None:
         build_encoder("hf", path=missing)
     with pytest.raises(ValueError, match="path"):
         build_encoder("hf")
-
-
-@pytest.fixture(scope="module")
-def tiny_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT with MiniLM's tokenizer, saved as a local HF folder."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_hf_encoder_mean_pools_over_the_mask(tiny_hf: Path) -> None:

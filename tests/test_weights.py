@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from mdseg.cli import main
 from mdseg.cluster import encode_resources
-from mdseg.labels.encoders import build_encoder, minilm_folder
+from mdseg.labels.encoders import build_encoder
 from mdseg.models.backbones import HRNetBranches
 from mdseg.train import load_model, train
 from mdseg.weights import (
@@ -196,39 +196,18 @@ def test_a_local_checkpoint_file_still_works(tmp_path):
 # ----------------------------------------------------------------------------- text encoders
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 1-layer BERT with MiniLM's tokenizer, as a local model folder."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def test_text_encoder_hub_id_loads_offline_from_the_cache(offline, tiny_bert):
+def test_text_encoder_hub_id_loads_offline_from_the_cache(offline, tiny_hf):
     snapshot = cache_entry(offline, ENCODER_REPO)
-    shutil.copytree(tiny_bert, snapshot, dirs_exist_ok=True)
+    shutil.copytree(tiny_hf, snapshot, dirs_exist_ok=True)
     encoder = build_encoder("hf", path=ENCODER_REPO)
-    assert encoder.source == str(snapshot) and encoder.dim == 16
+    assert encoder.source == str(snapshot) and encoder.dim == 32
     texts = ["road", "a person riding a bicycle"]
     torch.testing.assert_close(
-        encoder.encode(texts), build_encoder("hf", path=tiny_bert).encode(texts), atol=0, rtol=0
+        encoder.encode(texts), build_encoder("hf", path=tiny_hf).encode(texts), atol=0, rtol=0
     )
     record = fetch_snapshot(ENCODER_REPO)
     assert record["revision"] == REVISION and record["folder"] == str(snapshot)
-    assert record["files"]["config.json"] == (tiny_bert / "config.json").stat().st_size
+    assert record["files"]["config.json"] == (tiny_hf / "config.json").stat().st_size
 
 
 def test_missing_text_encoder_names_the_cache_the_command_and_the_login(offline):

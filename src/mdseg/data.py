@@ -117,6 +117,15 @@ PAD_COLOUR = tuple(round(255 * m) for m in MEAN.flatten().tolist())
 ROTATE_FILL = (0, 0, 0)
 
 
+def _resample(
+    source: np.ndarray, matrix: np.ndarray, size: tuple[int, int], interpolation: int
+) -> np.ndarray:
+    """``source`` sampled where ``matrix`` maps each output pixel (``size`` = width, height),
+    with ``interpolation`` and the edge pixels repeated beyond the source."""
+    flags = interpolation | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(source, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
 @dataclass(frozen=True)
 class Draw:
     """The random choices of one :class:`Augment` call.
@@ -244,13 +253,7 @@ class Augment:
         if draw.angle:
             out_image, out_label = self._rotated(image, label, warp, draw.angle, (vh, vw))
         else:
-            window = cv2.warpAffine(
-                image,
-                warp,
-                (vw, vh),
-                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
+            window = _resample(image, warp, (vw, vh), cv2.INTER_LINEAR)
             src_rows = (top + (np.arange(vh) + 0.5) * k) * fy
             src_cols = (left + (np.arange(vw) + 0.5) * k) * fx
             src_rows = np.minimum(src_rows.astype(np.intp), h - 1)
@@ -289,23 +292,12 @@ class Augment:
         centre = (self.crop - 1) / 2
         back = cv2.getRotationMatrix2D((centre, centre), -angle, 1.0)  # output -> crop pixel
         total = np.hstack([warp[:, :2] @ back[:, :2], warp[:, :2] @ back[:, 2:] + warp[:, 2:]])
-        out_image = cv2.warpAffine(
-            image,
-            total,
-            (self.crop, self.crop),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        out_image = _resample(image, total, (self.crop, self.crop), cv2.INTER_LINEAR)
         # OpenCV's nearest rounds the source position (floor(x + 0.5)): the centre-aligned rule
         # of the unrotated path; it resamples 8- and 16-bit ids, other ids go through float32
         ids = label if label.dtype in (np.uint8, np.uint16) else label.astype(np.float32)
-        out_label = cv2.warpAffine(
-            ids,
-            total,
-            (self.crop, self.crop),
-            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        ).astype(label.dtype, copy=False)
+        out_label = _resample(ids, total, (self.crop, self.crop), cv2.INTER_NEAREST)
+        out_label = out_label.astype(label.dtype, copy=False)
         # where each output pixel's nearest crop pixel lies: 2 in the frame, 1 padding, 0 beyond
         region = np.ones((self.crop, self.crop), np.uint8)
         region[: inside[0], : inside[1]] = 2

@@ -286,10 +286,9 @@ def training_scale(
     """Images (float) and labels as training sees them at scale 1.0: short side resized to
     ``short_side`` (image bilinear, label nearest), else unchanged."""
     h, w = labels.shape[-2:]
-    if not short_side or min(h, w) == short_side:
+    size = scaled_size(h, w, Inference(resize_short_side=short_side))
+    if size == (h, w):
         return images, labels
-    s = short_side / min(h, w)
-    size = (max(1, round(h * s)), max(1, round(w * s)))
     images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
     labels = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
     return images, labels

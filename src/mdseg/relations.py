@@ -26,12 +26,13 @@ import torch
 from mdseg import distributed
 from mdseg.data import SplitDataset
 from mdseg.io import atomic_path
-from mdseg.label_space import lookup_table, normalise
+from mdseg.label_space import normalise
 from mdseg.methods.cr_bce import (
     RELATION_FIELDS,
     ClassRelationalBCE,
     choose_tau,
     class_similarities,
+    own_union_ids,
     statistic_images,
 )
 
@@ -94,10 +95,9 @@ def compute_relations(
 ) -> list[Path]:
     """Eq. 7 with the model at ``model_path`` over its training splits, τ and eq. 6; rank 0
     writes the files (see the module docstring)."""
-    from mdseg.train import load_model  # mdseg.train imports the methods
+    from mdseg.train import load_model, resolve_device  # mdseg.train imports the methods
 
-    auto = "cuda" if torch.cuda.is_available() else "cpu"
-    ctx = distributed.init(torch.device(auto if device == "auto" else device))
+    ctx = distributed.init(resolve_device(device))
     where = distributed.local_device(device, ctx)
     method, model, state = load_model(model_path)
     model.to(where)
@@ -116,7 +116,7 @@ def compute_relations(
         cfg.get("workers", 0),
         statistic,
     )
-    own = [lookup_table(c, method.classes)[: len(c)].tolist() for c in (s.classes for s in splits)]
+    own = own_union_ids([s.classes for s in splits], method.classes)
     payload = {
         "model": state["experiment"]["id"],
         "statistic": statistic,

@@ -95,6 +95,12 @@ def multi_labels(
     return relations
 
 
+def own_union_ids(spaces: list[list[str]], union: list[str]) -> list[list[int]]:
+    """Union ids of every dataset's classes (Y_i within Y_u), as :func:`choose_tau` and
+    :func:`multi_labels` take them."""
+    return [lookup_table(c, union)[: len(c)].tolist() for c in spaces]
+
+
 STATISTICS = ("cosine", "sigmoid")
 SCHEDULES = ("finetune", "in_run")
 
@@ -254,9 +260,7 @@ class ClassRelationalBCE(CosineNullBCE):
             raise ValueError(f"cr_bce: similarity_images must be >= 1, got {similarity_images}")
         if self.statistic not in STATISTICS:
             raise ValueError(f"cr_bce: statistic must be one of {STATISTICS}, got {statistic!r}")
-        self.own = [
-            lookup_table(c, self.classes)[: len(c)].tolist() for c in dataset_classes.values()
-        ]
+        self.own = own_union_ids(list(dataset_classes.values()), self.classes)
         self.similarity: list[torch.Tensor] | None = None
         self.tau: float | None = None
         self.initial: dict[str, torch.Tensor] | None = None
