@@ -1,4 +1,4 @@
-"""AutoUniSeg pieces (merging ILP, label graph, UOT mappings, UniSegHead, unseen mappings) and a
+"""AutoUniSeg pieces (merging ILP, label graph, UniSegHead, unseen mappings) and a
 tiny end-to-end run; also the Multi-SegHead baseline."""
 
 from __future__ import annotations
@@ -7,27 +7,20 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import tiny_experiment
 
 from mdseg.methods import METHODS
-from mdseg.methods.autouniseg import Options, Schedule, extra_links
-from mdseg.models.heads import UniSegHead
-from mdseg.taxonomy.gnn import LabelGraph, block_softmax, orthogonality_loss
+from mdseg.methods.autouniseg import Options, Schedule, extra_links, prune_links
+from mdseg.models.heads import PixelEmbedding, UniSegHead
+from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, block_softmax
 from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference
 from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix
-from mdseg.taxonomy.uot import boolean_mapping
 from mdseg.train import build_model, load_model, train
 
 OWNER = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])  # three datasets of 3, 4 and 3 labels
-
-
-def _check_many_to_one(mapping: np.ndarray, owner: np.ndarray) -> None:
-    for d in np.unique(owner):
-        block = mapping[:, owner == d]
-        assert (block.sum(axis=1) <= 1).all()  # a node links at most one label per dataset
-        assert (block.sum(axis=0) >= 1).all()  # every label keeps a node
 
 
 def test_block_softmax_sums_to_one_per_node_and_dataset() -> None:
@@ -40,7 +33,8 @@ def test_block_softmax_sums_to_one_per_node_and_dataset() -> None:
 
 def test_label_graph_output_and_adjacency_gradient() -> None:
     torch.manual_seed(0)
-    graph = LabelGraph(torch.randn(len(OWNER), 16), torch.from_numpy(OWNER), 10, 8, 4)
+    options = GraphOptions(hidden=8, out_dim=4)
+    graph = LabelGraph(torch.randn(len(OWNER), 16), torch.from_numpy(OWNER), 10, options)
     nodes, adj = graph(6)
     assert nodes.shape == (6, 4) and adj.shape == (6, len(OWNER))
     nodes.square().sum().backward()
@@ -48,58 +42,64 @@ def test_label_graph_output_and_adjacency_gradient() -> None:
     assert graph.adjacency_logits.grad[6:].abs().sum() == 0  # unused slots take no part
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_uot_mapping_is_many_to_one_on_random_input(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    logits = torch.from_numpy(rng.normal(size=(7, len(OWNER))) * rng.uniform(0.01, 1))
-    adj = block_softmax(logits, torch.from_numpy(OWNER), 0.07).numpy()
-    _check_many_to_one(boolean_mapping(adj, OWNER), OWNER)
-
-
-def test_uot_recovers_a_planted_mapping() -> None:
-    # nodes 3-5 belong to no label of some datasets (flat adjacency rows there)
-    planted = {0: [0, 3, 7], 1: [1, 4, 8], 2: [2, 5, 9], 3: [2, 6], 4: [1], 5: [0]}
-    rng = np.random.default_rng(0)
-    logits = rng.normal(scale=0.02, size=(6, len(OWNER)))
-    for r, cols in planted.items():
-        logits[r, cols] += 0.5
-    adj = block_softmax(torch.from_numpy(logits), torch.from_numpy(OWNER), 0.07).numpy()
-    mapping = boolean_mapping(adj, OWNER)
-    _check_many_to_one(mapping, OWNER)
-    found = {r: np.flatnonzero(mapping[r]).tolist() for r in range(6)}
-    assert found == planted
-
-
-def test_orthogonality_loss_is_smallest_for_orthogonal_nodes() -> None:
-    torch.manual_seed(0)
-    orthogonal = 5 * torch.eye(4)
-    assert orthogonality_loss(orthogonal) < 1e-3
-    for _ in range(5):
-        other = torch.randn(4, 4)
-        other = 5 * other / other.norm(dim=1, keepdim=True)
-        assert orthogonality_loss(other) > orthogonality_loss(orthogonal)
-
-
-def test_unisegh_head_logits_by_hand() -> None:
+def _head() -> UniSegHead:
+    """A UniSegHead on 2-d features whose pixel embedding is the identity."""
     torch.manual_seed(0)
     owner = torch.tensor([0, 0, 1])
-    graph = LabelGraph(torch.randn(3, 4), owner, capacity=3, hidden=4, out_dim=2)
-    head = UniSegHead(in_channels=2, graph=graph, embed_dim=2)
+    graph = LabelGraph(torch.randn(3, 4), owner, 3, GraphOptions(hidden=4, out_dim=2))
+    head = UniSegHead(PixelEmbedding(2, 2), graph)
     with torch.no_grad():
-        head.embed.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
-        head.embed.bias.zero_()
+        head.embedding.conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        head.embedding.conv.bias.zero_()
+        head.prototypes[:2] = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
+    return head.eval()  # no graph dropout
+
+
+def test_unisegh_head_maps_node_logits_linearly_by_hand() -> None:
+    head = _head()
     mapping = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])  # label 2 merges both nodes
-    head.configure(2, mapping, torch.tensor([True, True]), soft=False)
+    head.configure(2, False, mapping, soft=False)
     x = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)  # pixel embedding (0.6, 0.8) after L2 norm
-    nodes, _ = graph(2)
-    u = 10.0 * torch.nn.functional.normalize(nodes, dim=1) @ torch.tensor([0.6, 0.8])
+    u = torch.tensor([1.2, 1.4])  # (2, 0).(0.6, 0.8) and (1, 1).(0.6, 0.8)
     torch.testing.assert_close(head(x).flatten(), u)
-    expected = torch.stack([u[0], u[1], torch.logaddexp(u[0], u[1])])
-    torch.testing.assert_close(head.dataset_logits(x).flatten(), expected)
-    head.configure(2, mapping, torch.tensor([False, True]), soft=True)
-    torch.testing.assert_close(head(x).flatten(), u[1:])
-    _, adj = graph(2)
-    torch.testing.assert_close(head.dataset_logits(x).flatten(), (u.exp() @ adj).log())
+    # eq. 5, M u: a merged label sums its nodes' logits
+    torch.testing.assert_close(head.dataset_logits(x).flatten(), torch.tensor([1.2, 1.4, 2.6]))
+    head.combine = "logsumexp"
+    torch.testing.assert_close(
+        head.dataset_logits(x).flatten(), torch.stack([u[0], u[1], torch.logaddexp(u[0], u[1])])
+    )
+    head.combine = "linear"
+    # a graph phase: prototypes from the graph, the UOT mapping's block then the soft one's
+    head.configure(2, True, mapping, soft=True)
+    nodes, adj = head.graph(2)
+    u = nodes @ torch.tensor([0.6, 0.8])
+    torch.testing.assert_close(head.dataset_logits(x).flatten(), torch.cat([u @ mapping, u @ adj]))
+    torch.testing.assert_close(head.last_prototypes, nodes)
+    head.logit_scale = 10.0  # the former head: unit node embeddings times a scale
+    torch.testing.assert_close(
+        head(x).flatten(),
+        10 * torch.nn.functional.normalize(nodes, dim=1) @ torch.tensor([0.6, 0.8]),
+    )
+
+
+def test_stage_one_and_two_share_the_pixel_embedding() -> None:
+    method = METHODS["autouniseg"](
+        {"cityscapes": ["road", "car"], "mapillary": ["road", "car", "sky"]},
+        text_features={"cityscapes": torch.randn(2, 8), "mapillary": torch.randn(3, 8)},
+        hidden_dim=8,
+        embed_dim=4,
+    )
+    heads = method.build_heads(16)
+    assert heads["multi"].embedding is heads["unified"].embedding
+    assert heads["datasets"].head is heads["unified"]
+
+
+def test_prune_links_drops_barely_used_links_by_hand() -> None:
+    block = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=bool)  # label 0: nodes 0, 1
+    usage = np.array([[995, 5, 3, 0], [0, 0, 0, 0]])  # node 1 has 5 / 1000 of label 0
+    pruned = prune_links(block, usage, 0.01)
+    np.testing.assert_array_equal(pruned, [[1, 0], [0, 0], [0, 1], [0, 1]])  # label 1 unused
+    np.testing.assert_array_equal(prune_links(block, usage, 0.004), block)
 
 
 def test_merge_ilp_known_optimum() -> None:
@@ -154,9 +154,10 @@ def test_min_cost_flow_unseen_mapping() -> None:
     assert fit_many_to_one(np.array([[0.5, 0.1], [0.4, 0.0], [0.1, 0.3]])) == {0: [0, 1], 1: [2]}
 
 
-def test_schedule_stages_and_alternation() -> None:
+def test_schedule_stages_alternation_blend_and_pruning() -> None:
     sched = Schedule.of(Options(), 300)
     assert (sched.stage2_start, sched.stage3_start, sched.alternate) == (100, 200, 20)
+    assert (sched.blend, sched.refresh, sched.prune_step) == (15, 1, 250)
     phases = [sched.phase(s) for s in (0, 99, 100, 119, 120, 140, 179, 200, 299)]
     assert phases == [
         "multi_head",
@@ -169,6 +170,15 @@ def test_schedule_stages_and_alternation() -> None:
         "finetune",
         "finetune",
     ]
+    assert sched.since_phase(147) == (2, 7)
+    assert METHODS["autouniseg"].schedule_starts(_bare(), 300) == [0, 100, 200]
+
+
+def _bare() -> object:
+    """An AutoUniSeg method on two tiny label sets (for its schedule)."""
+    return METHODS["autouniseg"](
+        {"a": ["x"], "b": ["y"]}, text_features={"a": torch.randn(1, 4), "b": torch.randn(1, 4)}
+    )
 
 
 def test_multi_head_matches_own_head_and_by_name(tiny_datasets: dict[str, Path]) -> None:
@@ -224,9 +234,14 @@ def test_autouniseg_trains_end_to_end(tiny_datasets: dict[str, Path], tmp_path: 
     assert [n["id"] for n in taxonomy["unified"]] == list(range(len(taxonomy["unified"])))
 
     method, model, _ = load_model(model_path)
-    assert method.classes == [n["name"] for n in taxonomy["unified"]]
+    assert method.node_names == [n["name"] for n in taxonomy["unified"]]
+    n_labels = sum(len(v) for v in classes.values())
+    assert method.classes[len(method.node_names) :] == [
+        f"{k}:{c}" for k, v in classes.items() for c in v
+    ]
     images = torch.randn(1, 3, 32, 32)
-    assert method.scores(model, images).shape == (1, len(method.classes), 32, 32)
+    scores = method.scores(model, images)
+    assert scores.shape == (1, len(method.node_names) + n_labels, 32, 32)
     own = method.target_matches(
         model,
         "cityscapes",
@@ -234,45 +249,98 @@ def test_autouniseg_trains_end_to_end(tiny_datasets: dict[str, Path], tmp_path: 
         {},
         torch.device("cpu"),
     )
-    assert set(own["boolean_mapping"]) == {0, 1, 2}
+    nodes = len(method.node_names)
+    assert own["mapped_logits"] == {c: [nodes + c] for c in range(3)}  # M u channels
+    assert set(own["best_node"]) <= {0, 1, 2}
+
+    stages = pd.read_csv(out / "stages.csv")
+    assert stages["phase"].tolist() == [
+        "multi_head",
+        "graph",
+        "segmentation",
+        "graph",
+        "segmentation",
+        "finetune",
+    ]
+    assert stages["start"].tolist() == [0, 4, 5, 6, 7, 8]
+    assert stages["end"].tolist() == [4, 5, 6, 7, 8, 12]
+    assert stages["cosine_p95"].iloc[1:].between(-1, 1).all()
+    log = pd.read_csv(out / "train_log.csv")
+    assert stages["first_loss"].iloc[1] == log["dataset_loss"].iloc[4]  # step index 4
+    assert (out / "stages.png").stat().st_size > 0
+    merges = json.loads((out / "merges.json").read_text())
+    assert merges["used"] == "unidet" and {"unidet", "text_assisted"} <= set(merges)
+    assert "prune" in method.done and "finetune" in method.done
     unseen = make_dataset(tmp_path, "camvid", ["Road", "Car", "Sky"], seed=3)
     result = evaluate_dataset(method, model, SplitDataset(unseen, "val"), {}, torch.device("cpu"))
     assert result["mapping"] == "iou_fit_on_evaluated_split"  # the tiny set has no holdout
     assert "zero_shot" in result["variants"]
 
 
-def test_autouniseg_resumes_mid_stage_two_like_an_uninterrupted_run(
-    tiny_datasets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(scope="module")
+def shared_datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``tiny_datasets`` made once for the module's resume tests."""
+    from conftest import make_dataset
+
+    tmp = tmp_path_factory.mktemp("datasets")
+    return {
+        "cityscapes": make_dataset(tmp, "cityscapes", ["road", "rider", "car"], seed=1),
+        "mapillary": make_dataset(
+            tmp, "mapillary", ["road", "bicyclist", "motorcyclist", "car"], seed=2
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(
+    shared_datasets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """One uninterrupted 12-step run's ``model.pt`` and its text features."""
+    from mdseg.data import SplitDataset
+
+    tmp = tmp_path_factory.mktemp("whole")
+    classes = {k: SplitDataset(d, "train").classes for k, d in shared_datasets.items()}
+    features = _write_features(tmp / "features.pt", classes)
+    experiment = _experiment(list(shared_datasets))
+    return train(experiment, shared_datasets, tmp / "whole", text_features=features), features
+
+
+# resume at each phase switch: stage 2 (merge, first graph phase), a segmentation phase,
+# stage 3 (last UOT, trainable prototypes) and the pruning halfway through it
+@pytest.mark.parametrize("resume_at", [4, 5, 8, 10])
+def test_autouniseg_resumes_at_every_phase_switch_like_an_uninterrupted_run(
+    shared_datasets: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    uninterrupted: tuple[Path, Path],
+    resume_at: int,
 ) -> None:
-    """Stopped by SIGUSR1 in stage 2 (after merging, between GNN and segmentation phases) and
-    resumed, the run ends with the same weights and taxonomy as an uninterrupted one."""
+    """Stopped by SIGUSR1 just before a phase switch and resumed, the run ends with the same
+    weights, taxonomy and phase records as an uninterrupted one."""
     import os
     import signal
 
-    from mdseg.data import SplitDataset
     from mdseg.methods.autouniseg import AutoUniSeg
 
-    classes = {k: SplitDataset(d, "train").classes for k, d in tiny_datasets.items()}
-    features = _write_features(tmp_path / "features.pt", classes)
-    experiment = _experiment(list(tiny_datasets))
-    whole = train(experiment, tiny_datasets, tmp_path / "whole", text_features=features)
-
+    whole, features = uninterrupted
+    experiment = _experiment(list(shared_datasets))
     original = AutoUniSeg.before_step
 
-    def stop_at_six(self, step, model, run):
+    def stop_before_switch(self, step, model, run):
         original(self, step, model, run)
-        if step == 6:
+        if step == resume_at - 1:
             os.kill(os.getpid(), signal.SIGUSR1)
 
-    monkeypatch.setattr(AutoUniSeg, "before_step", stop_at_six)
+    monkeypatch.setattr(AutoUniSeg, "before_step", stop_before_switch)
     with pytest.raises(SystemExit):
-        train(experiment, tiny_datasets, tmp_path / "resumed", text_features=features)
+        train(experiment, shared_datasets, tmp_path / "resumed", text_features=features)
     monkeypatch.setattr(AutoUniSeg, "before_step", original)
-    resumed = train(experiment, tiny_datasets, tmp_path / "resumed", text_features=features)
+    resumed = train(experiment, shared_datasets, tmp_path / "resumed", text_features=features)
 
     a = torch.load(whole, weights_only=False)
     b = torch.load(resumed, weights_only=False)
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
-    taxonomy = (tmp_path / "whole" / "taxonomy.json").read_text()
-    assert (tmp_path / "resumed" / "taxonomy.json").read_text() == taxonomy
+    assert a["method_state"] == b["method_state"]
+    for name in ("taxonomy.json", "stages.csv"):
+        assert (tmp_path / "resumed" / name).read_text() == (whole.parent / name).read_text()

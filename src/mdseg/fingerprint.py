@@ -33,6 +33,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "blur_probability": 0,
     "blur_sigmas": [0, 1, 2, 3, 4],
     "crop_fit": "pad",
+    "backbone_lr_multiplier": 1.0,
+    "clip_grad_norm": None,
 }
 
 

@@ -194,6 +194,30 @@ def accumulated_backward(
     return total
 
 
+def parameter_groups(model: Segmentor, backbone_multiplier: float) -> list[dict[str, Any]]:
+    """The backbone's parameters at ``backbone_multiplier`` times the learning rate, the rest
+    (neck, heads, label graph) at the full rate: ``lr_scale`` of each group.
+
+    AutoUniSeg's authors scale the backbone by 0.1 (Mrhonor/AutoUniSeg
+    configs/7_datasets/Base_SemanticSegmentation_hrnet.yaml ``SOLVER.BACKBONE_MULTIPLIER``,
+    applied by ``build_optimizer`` in train_net_stage*.py to modules named ``backbone``).
+    """
+    backbone = list(model.backbone.parameters())
+    ids = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [
+        {"params": backbone, "lr_scale": backbone_multiplier},
+        {"params": rest, "lr_scale": 1.0},
+    ]
+
+
+def stage_bounds(starts: list[int], step: int, total: int) -> tuple[int, int]:
+    """``(begin, end)`` of the schedule stage holding ``step``; ``starts`` ascending from 0."""
+    begin = max(s for s in starts if s <= step)
+    later = [s for s in starts if s > step]
+    return begin, (later[0] if later else total)
+
+
 def train(
     experiment: dict[str, Any],
     dataset_dirs: dict[str, Path],
@@ -234,8 +258,12 @@ def train(
     if ctx.distributed:  # before the optimiser: the conversion makes new BatchNorm parameters
         model = distributed.convert_batchnorm(model, device)
     optimizer = OPTIMIZERS[cfg["optimizer"]](
-        model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"]
+        parameter_groups(model, cfg.get("backbone_lr_multiplier", 1.0)),
+        lr=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        momentum=cfg["momentum"],
     )
+    clip_norm = cfg.get("clip_grad_norm")
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     blocks = len(splits) if cfg["sampling"] == "balanced" else 1
     mine = distributed.shard(cfg["batch_size"], blocks, ctx)
@@ -330,14 +358,16 @@ def train(
             disable=not ctx.is_main,
         ) as bar,
     ):
-        restart = method.schedule_start(total)
+        starts = method.schedule_starts(total)
         while step < total:
-            begin, end = (0, restart) if step < restart else (restart, total)
+            begin, end = stage_bounds(starts, step, total)
+            if step == begin and step > 0:
+                optimizer.state.clear()  # a new stage is a new run: fresh AdamW moments
             factor = poly_factor(
                 step - begin, end - begin, cfg["warmup_iterations"], cfg["poly_power"]
             )
             for group in optimizer.param_groups:
-                group["lr"] = cfg["lr"] * factor
+                group["lr"] = cfg["lr"] * group["lr_scale"] * factor
             method.before_step(step, model, run)
             images, labels, owners = (t.to(device, non_blocking=True) for t in next(batches))
             # uint8 [B, H, W, 3] -> normalised [B, 3, H, W]; the permuted view is channels_last
@@ -351,6 +381,9 @@ def train(
                 raise FloatingPointError(
                     f"{experiment['id']}: loss is {loss.item()} at step {step}"
                 )
+            if clip_norm is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             scaler.step(optimizer)
             scaler.update()
             step += 1
@@ -361,6 +394,7 @@ def train(
                     "loss": round(loss_value, 6),
                     "lr": cfg["lr"] * factor,
                     "seconds": round(time.perf_counter() - start, 3),
+                    **method.log_fields(),
                 }
             )
             bar.update(1)
@@ -421,8 +455,10 @@ def _write_model(
 
 
 def write_log(path: Path, log: list[dict[str, float]]) -> None:
+    """``train_log.csv``: the trainer's columns, then any a method adds (``log_fields``)."""
+    extra = list(dict.fromkeys(k for row in log for k in row if k not in LOG_FIELDS))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer = csv.DictWriter(fh, fieldnames=[*LOG_FIELDS, *extra])
         writer.writeheader()
         writer.writerows(log)
 

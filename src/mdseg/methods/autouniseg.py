@@ -1,35 +1,47 @@
-"""``autouniseg``: a unified label space learned by a GNN, boolean mappings by UOT (AutoUniSeg §3).
+"""``autouniseg``: a unified label space learned by a GNN, boolean mappings by UOT (AutoUniSeg §3),
+trained as the authors train it (Mrhonor/AutoUniSeg; configs/7_datasets/train_stage{1,2}.yaml,
+train_final_stage.yaml). Stage lengths and periods are fractions of the run's iterations (the
+authors: 100k + 100k + 100k).
 
-Stages (fractions of the run's iterations; the authors train 100k + 100k + 100k):
+1. **Multi-SegHead** (``HRNetv2_mulhead.py``): a shared L2-normalised pixel embedding
+   (:class:`~mdseg.models.heads.PixelEmbedding`) scored against per-dataset prototypes, each
+   dataset's OHEM loss weighted and summed (:class:`~mdseg.methods.multi_head.HeadLoss`).
+2. **Label graph and segmentation in alternation.** At the switch the stage-1 heads label every
+   dataset's ``holdout`` split, tile by tile at the training scale; labels are merged by the
+   UniDet procedure of the paper's Appendix B (``merge: unidet``,
+   :func:`mdseg.taxonomy.merge.unidet_merge`, ``utils/UniDet_learn_unify_label_space.py``),
+   giving N nodes and the initial adjacency (logit 1 on each node's labels at temperature 0.07,
+   flat towards datasets it has none in: ``init_adjacency.pt``). The stage keeps stage 1's
+   embedding (the authors' stages share ``proj_head``). Graph (``graph``) and segmentation
+   (``segmentation``) phases alternate every ``alternate_every`` (20k), graph first
+   (``HRNetv2_model.py`` ``env_init``):
 
-1. Multi-SegHead: shared network, one 1x1 head per dataset, each dataset's own CE.
-2. At the stage switch the stage-1 heads label every dataset's ``holdout`` split; labels that
-   two heads confuse both ways are merged by an integer program (:mod:`mdseg.taxonomy.merge`),
-   giving N unified nodes and the initial adjacency (each node peaked on its group's labels,
-   flat towards datasets it has none in). Then the label graph (:mod:`mdseg.taxonomy.gnn`) and
-   the segmentation network train in alternation, the other frozen, starting with the graph
-   (the authors alternate every 20k iterations): the graph phase reads dataset logits through
-   the soft adjacency and adds the orthogonality loss (eq. 7, weight 10 as eq. 8's lambda_2);
-   the segmentation phase through the boolean mapping from unbalanced OT
-   (:mod:`mdseg.taxonomy.uot`), refreshed at the start of each segmentation phase and every
-   ``refresh_every`` of the run while it lasts (authors: 100 iterations).
+   - graph phase: the network is frozen in eval mode, the GNN trains with dropout. Over the
+     first ``blend`` of the phase (15k of 20k, ``FIRST_STAGE_GNN_ITERS``) the loss blends the
+     soft adjacency's into the UOT mapping's, ``r L(UOT) + (1 - r) L(soft)`` with r rising
+     from 0 to 1, the UOT mapping refreshed every ``refresh_every`` (100); then the adjacency
+     freezes, its UOT mapping is taken once, and the rest of the GNN trains on it. The
+     orthogonality loss (weight 10) is added.
+   - segmentation phase: the UOT mapping of the final adjacency and the GNN's output as fixed
+     node prototypes; the network trains.
+3. **Fine-tuning** (``HRNetv2_model_finetune.py``): a last UOT mapping, the node prototypes
+   become trainable, loss weights drop to ``finetune_weights``; halfway (``prune_at``) every link
+   used by less than ``prune_share`` (1 %) of its label's held-out pixels is dropped
+   (``utils/evaluate.py`` ``find_unuse_hook``).
 
-   Departure from the paper's merge: its score is the cosine similarity of the two labels'
-   description text features (the GNN's input; ``text_weight``) plus ``visual_weight`` times
-   the stage-1 agreement (the weaker of the two cross-head fractions), and a pair is a
-   candidate only when each label is the other's best match in the other dataset
-   (``mutual_preference``). At the synthetic benchmark's scale (a few hundred 64 px steps)
-   stage-1 heads are too weak for cross-head confusions alone to find the shared concepts
-   (taxonomy-recovery F1 0.26 with ``text_weight=0, visual_weight=1``); the paper trains
-   100k iterations before merging. The initial mapping (and adjacency) then also links a
-   node to the label of a dataset it has none in whose mean score with the node's labels
-   reaches ``extra_link_threshold`` (:func:`extra_links`), so that a coarse label (Cityscapes
-   rider) starts linked to the several nodes it covers (bicyclist, motorcyclist): the paper's
-   mappings are many-to-one, the merge alone only one-to-one. On the synthetic default run
-   (7 datasets, 360 steps) these give F1 0.84 (merge) and 0.87 (with extra links); the text
-   term carries most of it (0.83 with ``visual_weight=0``).
-3. A last refresh, unified nodes that no label maps to are dropped, and the segmentation
-   network is fine-tuned on the fixed mapping.
+Each stage restarts warm-up and poly decay with fresh optimiser moments (each is a separate
+detectron2 run; ``restart_schedule``); the backbone's 0.1 learning-rate multiplier and gradient
+clipping are training options (``training.backbone_lr_multiplier``, ``clip_grad_norm``).
+Dataset logits are ``M u`` (eq. 5) in training and evaluation.
+
+Departures, each a named option (the former behaviour of this project, kept reachable):
+``merge: text_assisted`` (description similarity plus stage-1 agreement, mutual preference and
+extra links: :mod:`mdseg.taxonomy.merge`); ``graph_mapping: soft`` (soft adjacency only in graph
+phases, UOT refreshed during segmentation phases); the GNN's former layers (``gnn_*``);
+``logit_scale`` (unit node embeddings times a scale); ``dataset_scores: logsumexp``;
+``orthogonality: identity_ce``; the former UOT rule (``uot_*``); ``prune: unlinked`` (drop nodes
+no label maps to at the start of stage 3); ``restart_schedule: false``;
+``train_prototypes: false``; ``loss: ce``.
 
 Unseen datasets are scored through a many-to-one mapping from unified nodes to their classes,
 fitted by min-cost flow on ``1 - IoU`` over the target's ``holdout`` split, and zero-shot by
@@ -42,7 +54,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,51 +74,122 @@ from mdseg.inference import (
 )
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.methods.base import METHODS, Matches, Method, TrainRun
-from mdseg.methods.multi_head import own_head_loss
-from mdseg.models.heads import DatasetHeads, DatasetLogits, UniSegHead
+from mdseg.methods.multi_head import AUTHORS_FINETUNE_WEIGHTS, HeadLoss, checked_options
+from mdseg.models.heads import (
+    DatasetLogits,
+    DatasetPrototypes,
+    PixelEmbedding,
+    UniSegHead,
+    map_logits,
+)
 from mdseg.models.segmentor import Segmentor
-from mdseg.taxonomy.gnn import LabelGraph, orthogonality_loss
-from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference
+from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, orthogonality_loss, pairwise_cosine
+from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference, unidet_merge
 from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix, zero_shot_many_to_one
-from mdseg.taxonomy.uot import boolean_mapping
+from mdseg.taxonomy.uot import LinkRule, boolean_mapping
 
 if TYPE_CHECKING:
     from mdseg.labels.encoders import TextEncoder
 
 MULTI, UNIFIED, DATASETS = "multi", "unified", "datasets"
 HOLDOUT = "holdout"
+PHASES = ("multi_head", "graph", "segmentation", "finetune")
 
 
 @dataclass(frozen=True)
-class Options:
-    """``method_options`` of ``autouniseg``; defaults sized for the synthetic benchmark.
+class Options(HeadLoss):
+    """``method_options`` of ``autouniseg`` (the loss fields come from :class:`HeadLoss`).
 
-    Stage lengths and periods are fractions of the run's iterations (authors, of 300k: stages
-    1/3 each, alternation 20k = 1/15, refresh 100 = 1/3000); dims are the authors' 2048 and 512
-    scaled to a small backbone and a 384-d text encoder.
+    Defaults are the authors' (module docstring) except the sizes: ``hidden_dim`` and
+    ``embed_dim`` are the authors' 2048 and 512 scaled to a small backbone and a 384-d text
+    encoder (``experiments/autouniseg.yaml`` sets the authors').
     """
 
+    # schedule, fractions of the run (authors of 300k: stages 1/3 each, phases 20k, refresh 100)
     stage1: float = 1 / 3
     stage2: float = 1 / 3
     alternate_every: float = 1 / 15
     refresh_every: float = 1 / 3000
+    blend: float = 0.75  # of a graph phase: soft -> UOT blend, then frozen adjacency (15k/20k)
+    graph_mapping: str = "blend"  # "soft": soft adjacency only (former)
+    restart_schedule: bool = True  # warm-up + poly + fresh moments per stage; False: one schedule
+    # stage 3
+    train_prototypes: bool = True  # False: node prototypes stay frozen (former)
+    finetune_weights: dict[str, float] = field(
+        default_factory=lambda: dict(AUTHORS_FINETUNE_WEIGHTS)
+    )
+    prune: str = "usage"  # "unlinked": drop nodes no label maps to at stage 3's start (former)
+    prune_at: float = 0.5  # of stage 3 (FINETUNE_STAGE1_ITERS 50k of 100k)
+    prune_share: float = 0.01
+    # label graph (mdseg.taxonomy.gnn.GraphOptions)
     hidden_dim: int = 256
     embed_dim: int = 64
-    logit_scale: float = 10.0
     temperature: float = 0.07
+    gnn_input_relu: bool = True
+    gnn_dropout: float = 0.5
+    gnn_aggregation: str = "row_mean"
+    dataset_embedding: bool = True
+    gnn_init_std: float | None = 0.02  # None: normal at the text features' std (former)
+    text_scale: str = "none"
+    init_adjacency_logit: float = 1.0
+    # head
+    logit_scale: float | None = None  # a number: unit node embeddings times it (former: 10)
+    dataset_scores: str = "linear"  # M u (eq. 5); "logsumexp": sum of the nodes' probabilities
+    # losses of the graph phases
     ce_weight: float = 1.0
     orth_weight: float = 10.0
+    orthogonality: str = "row_entropy"  # "identity_ce" (former)
+    orth_temperature: float = 0.07
+    # UOT (mdseg.taxonomy.uot.LinkRule)
     uot_reg: float = 0.01
     uot_reg_m: float = 5.0
+    uot_cost: str = "half"
+    uot_solver: str = "knopp"
+    uot_link: str = "argmax"
     link_min_share: float = 0.5
-    merge_threshold: float = 0.5
+    uot_drop_ratio: float = 1.0
+    uot_empty_label: str = "ascending"
+    uot_marginal_momentum: float | None = 0.7
+    # merge at the stage switch
+    merge: str = "unidet"  # or "text_assisted" (former)
+    unidet_tau: float = 0.4
+    unidet_pair_cost: float = 0.05
+    unidet_size_reward: float = 0.5
+    unidet_max_datasets: int = 7
+    merge_threshold: float = 0.5  # text_assisted only, as the four below
     text_weight: float = 1.0
     visual_weight: float = 0.2
     mutual_preference: bool = True
     extra_link_threshold: float = 0.65
-    init_adjacency_logit: float = 1.0
+    # unseen datasets
     zero_shot_encoder: str = "minilm"
     zero_shot_encoder_path: str | None = None
+
+    def graph(self) -> GraphOptions:
+        return GraphOptions(
+            hidden=self.hidden_dim,
+            out_dim=self.embed_dim,
+            temperature=self.temperature,
+            input_relu=self.gnn_input_relu,
+            dropout=self.gnn_dropout,
+            aggregation=self.gnn_aggregation,
+            dataset_embedding=self.dataset_embedding,
+            init_std=self.gnn_init_std,
+            input_scale=self.text_scale,
+        )
+
+    def link_rule(self) -> LinkRule:
+        return LinkRule(
+            reg=self.uot_reg,
+            reg_m=self.uot_reg_m,
+            cost=self.uot_cost,
+            solver=self.uot_solver,
+            link=self.uot_link,
+            min_share=self.link_min_share,
+            drop_ratio=self.uot_drop_ratio,
+            empty_label=self.uot_empty_label,
+            marginal_momentum=self.uot_marginal_momentum,
+        )
 
 
 @dataclass(frozen=True)
@@ -117,16 +200,23 @@ class Schedule:
     stage3_start: int
     alternate: int
     refresh: int
+    blend: int
+    prune_step: int
+    total: int
 
     @classmethod
     def of(cls, opts: Options, total: int) -> Schedule:
         s2 = max(1, round(opts.stage1 * total))
         s3 = max(s2 + 1, round((opts.stage1 + opts.stage2) * total))
+        alternate = max(1, round(opts.alternate_every * total))
         return cls(
             s2,
             s3,
-            max(1, round(opts.alternate_every * total)),
+            alternate,
             max(1, round(opts.refresh_every * total)),
+            min(alternate, max(1, round(opts.blend * alternate))),
+            s3 + round(opts.prune_at * (total - s3)),
+            total,
         )
 
     def phase(self, step: int) -> str:
@@ -135,9 +225,15 @@ class Schedule:
             return "multi_head"
         if step >= self.stage3_start:
             return "finetune"
-        return (
-            "graph" if ((step - self.stage2_start) // self.alternate) % 2 == 0 else "segmentation"
-        )
+        return "graph" if (self.since_phase(step)[0] % 2 == 0) else "segmentation"
+
+    def since_phase(self, step: int) -> tuple[int, int]:
+        """Stage-2 phase number of ``step`` and the steps since that phase began."""
+        return divmod(step - self.stage2_start, self.alternate)
+
+    def phase_starts(self) -> list[int]:
+        """First step of every phase, in order."""
+        return [0, *range(self.stage2_start, self.stage3_start, self.alternate), self.stage3_start]
 
 
 @METHODS.register("autouniseg")
@@ -147,14 +243,8 @@ class AutoUniSeg(Method):
 
     def __init__(self, dataset_classes: dict[str, list[str]], **options: Any) -> None:
         text = options.pop("text_features", None)
-        known = {f.name for f in fields(Options)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"method 'autouniseg': unknown options {unknown}; known: {sorted(known)}"
-            )
         super().__init__(dataset_classes)
-        self.opts = Options(**options)
+        self.opts = Options(**checked_options(Options, options, self.name))
         if text is None:
             raise ValueError("method 'autouniseg' needs text_features (one tensor per dataset)")
         self.text = torch.cat([label_features(k, dataset_classes[k], text) for k in self.datasets])
@@ -162,13 +252,19 @@ class AutoUniSeg(Method):
         self.offsets = [int(x) for x in np.concatenate([[0], np.cumsum(sizes)])]
         self.owner = np.repeat(np.arange(len(sizes)), sizes)
         self.labels = [(d, c) for d in self.datasets for c in dataset_classes[d]]
-        # learnt state: unified node count, boolean mapping [nodes, L], active nodes, milestones
+        # learnt state: unified node count, boolean mapping [nodes, L], active nodes, UOT label
+        # marginals, the merges, milestones and one diagnostics row per phase
         self.nodes = 0
         self.mapping = np.zeros((0, len(self.labels)), dtype=bool)
         self.active = np.zeros(0, dtype=bool)
+        self.marginals: dict[int, np.ndarray] | None = None
         self.groups: list[list[int]] = []
-        self.pruned = False
-        self.refreshed_at = -1
+        self.merges: dict[str, list[list[int]]] = {}
+        self.done: list[str] = []  # events taken, e.g. "seg@40", so a resume never repeats one
+        self.stages: list[dict[str, Any]] = []
+        self._phase = "multi_head"
+        self._blend = 1.0
+        self._losses: list[float] = []
         self._encoder: TextEncoder | None = None
         self._update_classes()
 
@@ -176,17 +272,13 @@ class AutoUniSeg(Method):
 
     def build_heads(self, in_channels: int) -> dict[str, nn.Module]:
         graph = LabelGraph(
-            self.text,
-            torch.from_numpy(self.owner),
-            capacity=len(self.labels),
-            hidden=self.opts.hidden_dim,
-            out_dim=self.opts.embed_dim,
-            temperature=self.opts.temperature,
+            self.text, torch.from_numpy(self.owner), len(self.labels), self.opts.graph()
         )
-        unified = UniSegHead(in_channels, graph, self.opts.embed_dim, self.opts.logit_scale)
+        embedding = PixelEmbedding(in_channels, self.opts.embed_dim)
+        unified = UniSegHead(embedding, graph, self.opts.logit_scale, self.opts.dataset_scores)
         sizes = [len(self.dataset_classes[d]) for d in self.datasets]
         return {
-            MULTI: DatasetHeads(in_channels, sizes),
+            MULTI: DatasetPrototypes(embedding, sizes),
             UNIFIED: unified,
             DATASETS: DatasetLogits(unified),
         }
@@ -196,41 +288,88 @@ class AutoUniSeg(Method):
         bare = getattr(model, "module", model)  # DDP wraps the Segmentor
         return bare.heads[UNIFIED]
 
-    def _configure(self, model: nn.Module, soft: bool = False) -> None:
-        self._head(model).configure(
-            self.nodes, torch.from_numpy(self.mapping).float(), torch.from_numpy(self.active), soft
-        )
+    def _mapping_tensor(self) -> torch.Tensor:
+        return torch.from_numpy(self.mapping).float()
 
     def scores(self, model: Segmentor, images: torch.Tensor) -> torch.Tensor:
+        """Stage 1: the heads' channels. Later: the active nodes' logits, then every training
+        label's logit through the mapping (``M u``), the channels of :attr:`classes`."""
         if not self.nodes:
             return model(images, head=MULTI)
-        self._configure(model)
-        return model(images, head=UNIFIED)
+        self._head(model).configure(self.nodes, False, self._mapping_tensor(), soft=False)
+        u = model(images, head=UNIFIED)
+        mapped = map_logits(u, self._mapping_tensor().to(u), self.opts.dataset_scores)
+        return torch.cat([u[:, torch.from_numpy(self.active).to(u.device)], mapped], dim=1)
 
     # ------------------------------------------------------------------ training
+
+    def schedule_starts(self, total_steps: int) -> list[int]:
+        if not self.opts.restart_schedule:
+            return [0]
+        sched = Schedule.of(self.opts, total_steps)
+        return [0, sched.stage2_start, sched.stage3_start]
 
     def before_step(self, step: int, model: Segmentor, run: TrainRun) -> None:
         sched = Schedule.of(self.opts, run.total_steps)
         phase = sched.phase(step)
+        head = self._head(model)
         if phase != "multi_head" and not self.nodes:
             self._initialise_nodes(model, run)
-        if phase == "segmentation":
-            since = step - sched.stage2_start
-            if since % sched.alternate == 0 or since % sched.refresh == 0 or self.refreshed_at < 0:
-                self._refresh(model, step)
-        if phase == "finetune" and not self.pruned:
-            self._refresh(model, step)
-            self.active = self.mapping.any(axis=1)
-            self.pruned = True
-            self._update_classes()
-        seg_trains = phase != "graph"
-        for part in (model.backbone, model.neck, self._head(model).embed):
-            part.requires_grad_(seg_trains)
-            part.train(seg_trains)
-        self._head(model).graph.requires_grad_(phase == "graph")
+        if phase == "graph":
+            self._graph_step(step, sched, model)
+        elif phase == "segmentation":
+            start = step - sched.since_phase(step)[1]
+            self._event(f"segmentation@{start}", lambda: self._to_segmentation(model, step))
+        elif phase == "finetune":
+            self._event("finetune", lambda: self._to_finetune(model, step))
+            if self.opts.prune == "usage" and step >= sched.prune_step:
+                self._event("prune", lambda: self._prune(model, run))
+        self._set_trainable(model, phase)
         if self.nodes:
-            self._configure(model, soft=phase == "graph")
+            soft = phase == "graph" and (self.opts.graph_mapping == "soft" or self._blend < 1.0)
+            uot = not (phase == "graph" and self.opts.graph_mapping == "soft")
+            head.configure(
+                self.nodes,
+                phase == "graph",
+                self._mapping_tensor() if uot else None,
+                soft=soft,
+            )
         self._phase = phase
+
+    def _event(self, name: str, action: Any) -> None:
+        """Run ``action`` once per run (the name is kept in the state, so resumes skip it)."""
+        if name not in self.done:
+            action()
+            self.done.append(name)
+
+    def _graph_step(self, step: int, sched: Schedule, model: Segmentor) -> None:
+        """Blend weight and UOT refreshes of a graph phase (see the module docstring)."""
+        since = sched.since_phase(step)[1]
+        start = step - since
+        self._event(f"graph@{start}", lambda: self._record(model, "graph", step))
+        if self.opts.graph_mapping == "soft":
+            self._blend = 0.0
+            return
+        self._blend = min(1.0, since / sched.blend)
+        if since < sched.blend:
+            if since % sched.refresh == 0:
+                self._event(f"uot@{step}", lambda: self._refresh(model))
+        else:
+            self._event(f"freeze@{start}", lambda: self._refresh(model))
+
+    def _set_trainable(self, model: Segmentor, phase: str) -> None:
+        """Freeze what the phase does not train; eval mode for frozen parts (authors' env_init)."""
+        head = self._head(model)
+        network = phase != "graph"
+        for part in (model.backbone, model.neck, head.embedding, model.heads[MULTI]):
+            part.requires_grad_(network)
+            part.train(network)
+        graph_trains = phase == "graph"
+        head.graph.requires_grad_(graph_trains)
+        head.graph.train(graph_trains)
+        if graph_trains and self.opts.graph_mapping == "blend":
+            head.graph.adjacency_logits.requires_grad_(self._blend < 1.0)
+        head.prototypes.requires_grad_(phase == "finetune" and self.opts.train_prototypes)
 
     def loss(
         self,
@@ -240,22 +379,136 @@ class AutoUniSeg(Method):
         dataset_idx: torch.Tensor,
     ) -> torch.Tensor:
         if not self.nodes:
-            return own_head_loss(model(images, head=MULTI), labels, dataset_idx, self.offsets)
-        ce = own_head_loss(model(images, head=DATASETS), labels, dataset_idx, self.offsets)
-        if getattr(self, "_phase", "") != "graph":
+            ce = self.opts(
+                model(images, head=MULTI), labels, dataset_idx, self.offsets, self.datasets
+            )
+            self._losses.append(float(ce.detach()))
             return ce
-        nodes, _ = self._head(model).node_embedding()
-        return self.opts.ce_weight * ce + self.opts.orth_weight * orthogonality_loss(nodes)
+        weights = self.opts.finetune_weights if self._phase == "finetune" else None
+        logits = model(images, head=DATASETS)
+        blocks = [
+            self.opts(b, labels, dataset_idx, self.offsets, self.datasets, weights)
+            for b in logits.split(self.offsets[-1], dim=1)
+        ]
+        if len(blocks) == 2:  # graph phase blend: UOT mapping first, soft adjacency second
+            ce = self._blend * blocks[0] + (1.0 - self._blend) * blocks[1]
+        else:
+            ce = blocks[0]
+        self._losses.append(float(ce.detach()))
+        if self._phase != "graph":
+            return ce
+        nodes = self._head(model).last_prototypes
+        orth = orthogonality_loss(nodes, self.opts.orthogonality, self.opts.orth_temperature)
+        return self.opts.ce_weight * ce + self.opts.orth_weight * orth
+
+    def log_fields(self) -> dict[str, Any]:
+        """The phase and the dataset loss (without the orthogonality term) of the step."""
+        loss = round(float(np.mean(self._losses)), 6) if self._losses else None
+        self._losses = []
+        return {"phase": self._phase, "dataset_loss": loss}
+
+    # ------------------------------------------------------------------ phase switches
+
+    @torch.no_grad()
+    def _node_embedding(self, model: Segmentor, from_graph: bool) -> torch.Tensor:
+        """Node prototypes ``[nodes, D]``: the GNN's output in eval mode, or the snapshot."""
+        head = self._head(model)
+        if not from_graph:
+            return head.prototypes[: self.nodes].detach().clone()
+        was = head.graph.training
+        head.graph.eval()
+        nodes, _ = head.graph(self.nodes)
+        head.graph.train(was)
+        return nodes.detach()
+
+    def _record(self, model: Segmentor, phase: str, step: int) -> None:
+        """A ``stages.csv`` row: the phase, its first step and the node embeddings' spread."""
+        from_graph = phase == "graph"
+        median, p95 = pairwise_cosine(self._node_embedding(model, from_graph).float())
+        self.stages.append(
+            {
+                "phase": phase,
+                "start": step,
+                "cosine_median": round(median, 4),
+                "cosine_p95": round(p95, 4),
+                "nodes": int(self.active.sum()),
+                "links": int(self.mapping.sum()),
+            }
+        )
+
+    @torch.no_grad()
+    def _snapshot(self, model: Segmentor) -> None:
+        """The GNN's output (eval mode) becomes the node prototypes (``set_unify_prototype``)."""
+        head = self._head(model)
+        head.prototypes[: self.nodes] = self._node_embedding(model, True).to(head.prototypes)
+
+    def _to_segmentation(self, model: Segmentor, step: int) -> None:
+        """Graph -> segmentation: UOT of the final adjacency, frozen node prototypes."""
+        self._refresh(model)
+        self._snapshot(model)
+        self._record(model, "segmentation", step)
+
+    def _to_finetune(self, model: Segmentor, step: int) -> None:
+        """Stage 3 (``HRNetv2_model_finetune.py`` ``env_init``): a last UOT mapping and the
+        GNN's output as prototypes (trained on from here unless ``train_prototypes`` is off)."""
+        self._refresh(model)
+        self._snapshot(model)
+        if self.opts.prune == "unlinked":
+            self.active = self.mapping.any(axis=1)
+        self._update_classes()
+        self._record(model, "finetune", step)
+
+    @torch.no_grad()
+    def _refresh(self, model: Segmentor) -> None:
+        """Boolean mapping from the current soft adjacency by unbalanced OT."""
+        adjacency = self._head(model).graph.adjacency(self.nodes).cpu().double().numpy()
+        self.mapping, self.marginals = boolean_mapping(
+            adjacency, self.owner, self.opts.link_rule(), self.marginals
+        )
+        self._update_classes()
+
+    @torch.no_grad()
+    def _prune(self, model: Segmentor, run: TrainRun) -> None:
+        """Drop every link used by less than ``prune_share`` of its label's held-out pixels
+        among the label's nodes (argmax over all nodes; a label none of whose nodes is used
+        keeps them all), as the authors' ``find_unuse_hook`` (utils/evaluate.py)."""
+        was_training = model.training
+        model.eval()
+        head = self._head(model)
+        head.configure(self.nodes, False, self._mapping_tensor(), soft=False)
+        for i, key in enumerate(self.datasets):
+            data = _holdout_or_train(run, key)
+            cols = np.arange(self.offsets[i], self.offsets[i + 1])
+            hist = torch.zeros(len(cols), self.nodes, dtype=torch.long, device=run.device)
+            tiles = training_scale_tiles(
+                data,
+                rank_share(range(len(data)), run.ctx),
+                run.device,
+                run.crop_size,
+                run.resize_short_side,
+                run.workers,
+            )
+            for images, labels in tiles:
+                pred = model(images, head=UNIFIED).argmax(1)
+                valid = labels != IGNORE_ID
+                flat = labels[valid] * self.nodes + pred[valid]
+                hist += torch.bincount(flat, minlength=hist.numel()).view(hist.shape)
+            all_reduce_sum([hist], run.ctx)
+            self.mapping[:, cols] = prune_links(
+                self.mapping[:, cols], hist.cpu().numpy(), self.opts.prune_share
+            )
+        model.train(was_training)
+        self._update_classes()
 
     @torch.no_grad()
     def _initialise_nodes(self, model: Segmentor, run: TrainRun) -> None:
-        """Merge labels by stage-1 cross-dataset predictions; set nodes and initial adjacency.
+        """Merge labels by stage-1 cross-head predictions; set nodes and initial adjacency.
 
         The counts come from each dataset's held-out images at the training scale, tile by
         tile; under DDP each rank counts every world-th image and the counts are summed.
         """
         sizes = [len(self.dataset_classes[d]) for d in self.datasets]
-        counts = {}
+        counts: dict[tuple[int, int], np.ndarray] = {}
         was_training = model.training
         model.eval()
         for i, key in enumerate(self.datasets):
@@ -273,15 +526,27 @@ class AutoUniSeg(Method):
             all_reduce_sum([block], run.ctx)
             block = block.cpu().numpy().astype(np.float64)
             for j in range(len(sizes)):
-                if j != i:
-                    counts[i, j] = block[:, self.offsets[j] : self.offsets[j + 1]]
+                counts[i, j] = block[:, self.offsets[j] : self.offsets[j + 1]]
         model.train(was_training)
-        fractions = {k: c / np.maximum(c.sum(1, keepdims=True), 1) for k, c in counts.items()}
-        score = self._merge_score(fractions, sizes)
-        candidates = mutual_preference(score, self.owner) if self.opts.mutual_preference else score
-        self.groups = merge_groups(self.owner, candidates, self.opts.merge_threshold)
+        self.merges = {
+            "unidet": unidet_merge(
+                counts,
+                sizes,
+                tau=self.opts.unidet_tau,
+                pair_cost=self.opts.unidet_pair_cost,
+                size_reward=self.opts.unidet_size_reward,
+                max_datasets=self.opts.unidet_max_datasets,
+            ),
+            "text_assisted": self._text_assisted_merge(counts, sizes)[0],
+        }
+        self.groups = self.merges[self.opts.merge]
         self.nodes = len(self.groups)
-        self.mapping = extra_links(self.groups, self.owner, score, self.opts.extra_link_threshold)
+        if self.opts.merge == "text_assisted":
+            self.mapping = self._text_assisted_merge(counts, sizes)[1]
+        else:
+            self.mapping = np.zeros((self.nodes, len(self.labels)), dtype=bool)
+            for r, group in enumerate(self.groups):
+                self.mapping[r, group] = True
         graph = self._head(model).graph
         graph.adjacency_logits.zero_()
         graph.adjacency_logits[: self.nodes] = torch.from_numpy(
@@ -289,6 +554,23 @@ class AutoUniSeg(Method):
         ).to(graph.adjacency_logits)
         self.active = np.ones(self.nodes, dtype=bool)
         self._update_classes()
+
+    def _text_assisted_merge(
+        self, counts: dict[tuple[int, int], np.ndarray], sizes: list[int]
+    ) -> tuple[list[list[int]], np.ndarray]:
+        """The former merge: ``text_weight`` x description similarity + ``visual_weight`` x
+        stage-1 agreement, mutual best matches only, then :func:`extra_links`."""
+        fractions = {
+            k: c / np.maximum(c.sum(1, keepdims=True), 1) for k, c in counts.items() if k[0] != k[1]
+        }
+        score = self.opts.visual_weight * agreement(fractions, sizes)
+        if self.opts.text_weight:
+            text = F.normalize(self.text, dim=1)
+            score = score + self.opts.text_weight * (text @ text.t()).double().numpy()
+        score[self.owner[:, None] == self.owner[None, :]] = 0.0
+        candidates = mutual_preference(score, self.owner) if self.opts.mutual_preference else score
+        groups = merge_groups(self.owner, candidates, self.opts.merge_threshold)
+        return groups, extra_links(groups, self.owner, score, self.opts.extra_link_threshold)
 
     @torch.no_grad()
     def cross_head_counts(
@@ -303,8 +585,8 @@ class AutoUniSeg(Method):
         workers: int = 0,
     ) -> torch.Tensor:
         """Pixel counts ``[K_owner, L]`` (int64, on ``device``) over ``data[indices]`` (a split
-        of dataset ``owner``): row c is its class c, column block j the argmax of head j;
-        the owner's own block stays zero. Tile by tile at the training scale."""
+        of dataset ``owner``): row c is its class c, column block j the argmax of head j (its
+        own head included). Tile by tile at the training scale."""
         sizes = [end - start for start, end in itertools.pairwise(self.offsets)]
         counts = torch.zeros(sizes[owner], self.offsets[-1], dtype=torch.long, device=device)
         tiles = training_scale_tiles(data, indices, device, window, short_side, workers)
@@ -313,44 +595,20 @@ class AutoUniSeg(Method):
             valid = labels != IGNORE_ID
             gt = labels[valid]
             for j, (start, end) in enumerate(itertools.pairwise(self.offsets)):
-                if j == owner:
-                    continue
                 pred = logits[:, start:end].argmax(1)[valid]
                 flat = torch.bincount(gt * sizes[j] + pred, minlength=sizes[owner] * sizes[j])
                 counts[:, start:end] += flat.view(sizes[owner], sizes[j])
         return counts
 
-    def _merge_score(
-        self, fractions: dict[tuple[int, int], np.ndarray], sizes: list[int]
-    ) -> np.ndarray:
-        """``text_weight`` x description similarity + ``visual_weight`` x stage-1 agreement."""
-        score = self.opts.visual_weight * agreement(fractions, sizes)
-        if self.opts.text_weight:
-            text = F.normalize(self.text, dim=1)
-            score = score + self.opts.text_weight * (text @ text.t()).double().numpy()
-        score[self.owner[:, None] == self.owner[None, :]] = 0.0
-        return score
-
-    @torch.no_grad()
-    def _refresh(self, model: Segmentor, step: int) -> None:
-        """Boolean mapping from the current soft adjacency by unbalanced OT."""
-        adjacency = self._head(model).graph.adjacency(self.nodes).cpu().double().numpy()
-        self.mapping = boolean_mapping(
-            adjacency,
-            self.owner,
-            reg=self.opts.uot_reg,
-            reg_m=self.opts.uot_reg_m,
-            min_share=self.opts.link_min_share,
-        )
-        self.refreshed_at = step
-        self._update_classes()
-
     # ------------------------------------------------------------------ state
 
     def _update_classes(self) -> None:
-        """``classes``: the stage-1 heads' channels, then the active unified nodes' names."""
+        """``classes``: the stage-1 heads' channels; once there are nodes, the active nodes'
+        names (``node_names``) followed by every training label's mapped channel."""
+        label_channels = [f"{d}:{c}" for d, c in self.labels]
         if not self.nodes:
-            self.classes = [f"{d}:{c}" for d, c in self.labels]
+            self.node_names: list[str] = []
+            self.classes = label_channels
             return
         names, seen = [], set()
         for r in np.flatnonzero(self.active):
@@ -361,16 +619,21 @@ class AutoUniSeg(Method):
                 unique, k = f"{name} #{k}", k + 1
             seen.add(unique)
             names.append(unique)
-        self.classes = names
+        self.node_names = names
+        self.classes = names + label_channels
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "nodes": self.nodes,
             "mapping": self.mapping.tolist(),
             "active": self.active.tolist(),
+            "marginals": None
+            if self.marginals is None
+            else {str(k): v.tolist() for k, v in self.marginals.items()},
             "groups": self.groups,
-            "pruned": self.pruned,
-            "refreshed_at": self.refreshed_at,
+            "merges": self.merges,
+            "done": self.done,
+            "stages": self.stages,
             "options": asdict(self.opts),
         }
 
@@ -378,9 +641,16 @@ class AutoUniSeg(Method):
         self.nodes = int(state["nodes"])
         self.mapping = np.array(state["mapping"], dtype=bool).reshape(self.nodes, len(self.labels))
         self.active = np.array(state["active"], dtype=bool)
+        marginals = state["marginals"]
+        self.marginals = (
+            None
+            if marginals is None
+            else {int(k): np.array(v, dtype=np.float64) for k, v in marginals.items()}
+        )
         self.groups = [list(g) for g in state["groups"]]
-        self.pruned = bool(state["pruned"])
-        self.refreshed_at = int(state["refreshed_at"])
+        self.merges = {k: [list(g) for g in v] for k, v in state["merges"].items()}
+        self.done = list(state["done"])
+        self.stages = [dict(r) for r in state["stages"]]
         self._update_classes()
 
     # ------------------------------------------------------------------ outputs
@@ -390,19 +660,46 @@ class AutoUniSeg(Method):
         unified = []
         for channel, r in enumerate(np.flatnonzero(self.active)):
             linked = {self.labels[c][0]: self.labels[c][1] for c in np.flatnonzero(self.mapping[r])}
-            unified.append({"id": channel, "name": self.classes[channel], "labels": linked})
+            unified.append({"id": channel, "name": self.node_names[channel], "labels": linked})
         return {
             "datasets": {k: list(v) for k, v in self.dataset_classes.items()},
             "unified": unified,
         }
 
-    def write_artefacts(self, model: Segmentor, out_dir: Path) -> list[Path]:
-        taxonomy = self.taxonomy()
-        json_path = Path(out_dir) / "taxonomy.json"
-        write_json(json_path, taxonomy)
-        from mdseg.taxonomy.draw import draw_taxonomy  # matplotlib only where a run ends
+    def merge_taxonomies(self) -> dict[str, Any]:
+        """Each merge's groups at the stage switch (the one trained from and the other) in
+        :meth:`taxonomy`'s ``unified`` format, for the taxonomy-recovery table."""
+        return {
+            name: {
+                "unified": [
+                    {"labels": {self.labels[c][0]: self.labels[c][1] for c in group}}
+                    for group in groups
+                ]
+            }
+            for name, groups in self.merges.items()
+        } | {"used": self.opts.merge}
 
-        return [json_path, draw_taxonomy(taxonomy, Path(out_dir) / "taxonomy.png")]
+    def write_artefacts(self, model: Segmentor, out_dir: Path) -> list[Path]:
+        out_dir = Path(out_dir)
+        taxonomy = self.taxonomy()
+        json_path = out_dir / "taxonomy.json"
+        write_json(json_path, taxonomy)
+        merges_path = out_dir / "merges.json"
+        write_json(merges_path, self.merge_taxonomies())
+        # matplotlib and pandas only where a run ends
+        from mdseg.taxonomy.draw import draw_taxonomy
+        from mdseg.taxonomy.stages import plot_stages, stages_table
+
+        table = stages_table(self.stages, out_dir / "train_log.csv")
+        stages_path = out_dir / "stages.csv"
+        table.to_csv(stages_path, index=False)
+        return [
+            json_path,
+            draw_taxonomy(taxonomy, out_dir / "taxonomy.png"),
+            merges_path,
+            stages_path,
+            plot_stages(table, out_dir / "stages.png"),
+        ]
 
     def target_matches(
         self,
@@ -417,18 +714,23 @@ class AutoUniSeg(Method):
             raise RuntimeError(
                 "autouniseg: the model has no unified label space yet (stage 1 only)"
             )
-        self._configure(model)
         channels = np.cumsum(self.active) - 1  # node id -> score channel
         if dataset_key in self.datasets:
+            # the authors score a training dataset through its labels' M u (eq. 5); the
+            # best single node of each label is kept as a variant
             start = self.offsets[self.datasets.index(dataset_key)]
-            matches = {
+            mapped = {c: [len(self.node_names) + start + c] for c in range(len(data.classes))}
+            best_node = {
                 c: [
                     int(channels[r])
                     for r in np.flatnonzero(self.mapping[:, start + c] & self.active)
                 ]
                 for c in range(len(data.classes))
             }
-            return {"boolean_mapping": {c: js for c, js in matches.items() if js}}
+            return {
+                "mapped_logits": mapped,
+                "best_node": {c: js for c, js in best_node.items() if js},
+            }
         fit_data, fit_name = data, "iou_fit_on_evaluated_split"
         if HOLDOUT in data.manifest["splits"]:
             fit_data, fit_name = SplitDataset(data.dir, HOLDOUT), "iou_fit_on_holdout"
@@ -447,7 +749,7 @@ class AutoUniSeg(Method):
         """Pixel counts ``[active nodes, target classes]`` of argmax node vs ground truth, the
         images scored as the evaluation scores them (``inference``), so the fitted mapping
         reads the predictions it will be applied to."""
-        n, c = len(self.classes), len(data.classes)
+        n, c = len(self.node_names), len(data.classes)
         counts = torch.zeros(n * c, dtype=torch.long)
 
         def score(images: torch.Tensor) -> torch.Tensor:
@@ -457,7 +759,7 @@ class AutoUniSeg(Method):
             for images, labels in split_batch(batch, batch_labels):
                 size = tuple(labels.shape[-2:])
                 for (rows, cols), scores in label_scores(score, images.to(device), size, inference):
-                    pred = scores.argmax(1).cpu()
+                    pred = scores[:, :n].argmax(1).cpu()
                     target = labels[:, rows, cols]
                     valid = target != IGNORE_ID
                     counts += torch.bincount(pred[valid] * c + target[valid], minlength=n * c)
@@ -485,6 +787,23 @@ class AutoUniSeg(Method):
                 self.opts.zero_shot_encoder, self.opts.zero_shot_encoder_path
             )
         return self._encoder
+
+
+def prune_links(block: np.ndarray, usage: np.ndarray, share: float) -> np.ndarray:
+    """One dataset's mapping ``block [N, K]`` without the links its labels barely use.
+
+    ``usage[c, r]`` counts label c's pixels whose argmax node is r. A link (r, c) stays when r
+    takes more than ``share`` of the pixels that c's linked nodes take together; a label none
+    of whose nodes takes any pixel keeps them all (the authors' ``find_unuse_hook``,
+    Mrhonor/AutoUniSeg auto_uni_seg/utils/evaluate.py: ``rate > 0.01``).
+    """
+    out = block.copy()
+    for c in range(block.shape[1]):
+        linked = np.flatnonzero(block[:, c])
+        total = usage[c, linked].sum()
+        if total > 0:
+            out[linked[usage[c, linked] / total <= share], c] = False
+    return out
 
 
 def extra_links(

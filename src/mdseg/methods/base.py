@@ -93,13 +93,18 @@ class Method:
         """Called before optimisation step ``step`` (0-based), also on the first step after a
         resume; ``model`` is the bare network even under DDP."""
 
-    def schedule_start(self, total_steps: int) -> int:
-        """Step at which the learning-rate schedule (warm-up, poly decay) starts afresh.
+    def schedule_starts(self, total_steps: int) -> list[int]:
+        """Steps at which a new stage starts, ascending from 0: each stage has a warm-up and
+        poly decay of its own and fresh optimiser moments, as a separately launched run would.
 
-        0 for one schedule over the run; a method that restarts its network mid-run (C-R BCE
-        after its pre-training) gives each part a schedule of its own.
+        ``[0]`` for one schedule over the run; methods whose authors train in stages (C-R BCE
+        after its pre-training, AutoUniSeg's three stages) restart at each.
         """
-        return 0
+        return [0]
+
+    def log_fields(self) -> dict[str, Any]:
+        """Extra columns of this step's ``train_log.csv`` row (e.g. the phase, a loss term)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """What the method learned besides network weights (saved with checkpoints)."""

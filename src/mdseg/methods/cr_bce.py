@@ -275,12 +275,12 @@ class ClassRelationalBCE(CosineNullBCE):
             raise ValueError(f"cr_bce needs at least 2 iterations, got {total_steps}")
         return min(total_steps - 1, max(1, round(self.pretrain_fraction * total_steps)))
 
-    def schedule_start(self, total_steps: int) -> int:
+    def schedule_starts(self, total_steps: int) -> list[int]:
         """``in_run`` with ``restart``: a fresh warm-up and decay, like a separately trained
         network; a fine-tune has one schedule of its own."""
         if self.schedule == "in_run" and self.restart:
-            return self.switch_step(total_steps)
-        return 0
+            return [0, self.switch_step(total_steps)]
+        return [0]
 
     def before_step(self, step: int, model: Segmentor, run: TrainRun) -> None:
         if self.similarity is not None:

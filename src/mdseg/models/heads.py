@@ -66,63 +66,126 @@ class DatasetHeads(nn.Module):
         return torch.cat([head(x) for head in self.heads], dim=1)
 
 
-class UniSegHead(nn.Module):
-    """AutoUniSeg's UniSegHead: pixel embeddings scored against the unified label embedding.
+class PixelEmbedding(nn.Module):
+    """A 1x1 conv to ``dim`` channels, L2-normalised per pixel: AutoUniSeg's pixel embedding.
 
-    A 1x1 conv gives an L2-normalised pixel embedding p; unified logits are ``u = X_u p``
-    (eq. 4), with the node embeddings X_u from the label graph L2-normalised and scaled by
-    ``logit_scale`` so logits stay bounded while the graph changes under a frozen network.
-    Dataset logits follow eq. 5 in probability space: label c scores
-    ``log sum_r M[r, c] exp(u_r)``, which for a boolean M sums the probabilities of the nodes
-    the label takes (rather than adding their logits). M is the soft adjacency while the graph
-    trains and the boolean mapping otherwise. The method sets the node count, the mapping, the
-    active nodes and the mapping kind with :meth:`configure` before a forward.
+    The authors' ``ProjectionHead`` (Mrhonor/AutoUniSeg auto_uni_seg/modeling/meta_arch/
+    HRNetv2_mulhead.py and HRNetv2_llama.py) is conv1x1-BN-ReLU-conv1x1 on the concatenated
+    HRNet branches, output L2-normalised; its first three layers are this project's HRNetV2 neck,
+    so the head adds the last conv and the normalisation. Stages 1 and 2 share it.
+    """
+
+    def __init__(self, in_channels: int, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.conv(x), dim=1)
+
+
+class DatasetPrototypes(nn.Module):
+    """Multi-SegHead as AutoUniSeg's authors build it: each dataset's classes are prototypes
+    ``[K_d, D]`` scored by dot product against a shared :class:`PixelEmbedding`; outputs are
+    concatenated in dataset order.
+
+    Prototypes start truncated-normal with std 0.02 and are neither normalised nor scaled
+    (``HRNet_W48_mulhead.unify_prototype``, HRNetv2_mulhead.py).
+    """
+
+    def __init__(self, embedding: PixelEmbedding, sizes: list[int]) -> None:
+        super().__init__()
+        self.embedding = embedding
+        dim = embedding.conv.out_channels
+        self.prototypes = nn.ParameterList(
+            nn.Parameter(nn.init.trunc_normal_(torch.empty(n, dim), std=0.02)) for n in sizes
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.embedding(x)
+        return torch.cat([torch.einsum("bdhw,kd->bkhw", p, w) for w in self.prototypes], dim=1)
+
+
+class UniSegHead(nn.Module):
+    """AutoUniSeg's UniSegHead: unified logits ``u = P p`` (eq. 4) of the pixel embedding p
+    against the node prototypes P, and each dataset's logits through a mapping M (eq. 5).
+
+    P is the label graph's output while the graph trains (``from_graph``), else ``prototypes``:
+    the snapshot the method takes when the graph stops training (the authors'
+    ``set_unify_prototype``, frozen in stage 2's segmentation phases, trained in stage 3).
+    Authors' P is unnormalised; ``logit_scale`` (an option) L2-normalises it and scales it.
+    Dataset logits are ``M u`` per label, computed at the feature resolution (linear, so the
+    same as after upsampling) for each mapping set by :meth:`configure` (the graph phases blend
+    two), concatenated along the channels; ``combine: logsumexp`` (an option) sums the mapped nodes'
+    probabilities instead, ``log sum_r M[r, c] exp(u_r)``.
     """
 
     def __init__(
-        self, in_channels: int, graph: LabelGraph, embed_dim: int, logit_scale: float = 10.0
+        self,
+        embedding: PixelEmbedding,
+        graph: LabelGraph,
+        logit_scale: float | None = None,
+        combine: str = "linear",
     ) -> None:
         super().__init__()
-        self.embed = nn.Conv2d(in_channels, embed_dim, 1)
+        self.embedding = embedding
         self.graph = graph
         self.logit_scale = logit_scale
-        capacity, n_labels = graph.adjacency_logits.shape
-        self.register_buffer("mapping", torch.zeros(capacity, n_labels), persistent=False)
-        self.register_buffer("active", torch.zeros(capacity, dtype=torch.bool), persistent=False)
+        self.combine = combine
+        capacity = graph.adjacency_logits.shape[0]
+        dim = embedding.conv.out_channels
+        # trainable from construction: DDP syncs only what requires grad when it wraps the model
+        self.prototypes = nn.Parameter(torch.zeros(capacity, dim))
         self.nodes = 0
+        self.from_graph = False
+        self.mapping: torch.Tensor | None = None
         self.soft = False
+        self.last_prototypes: torch.Tensor | None = None
 
     def configure(
-        self, nodes: int, mapping: torch.Tensor, active: torch.Tensor, soft: bool
+        self, nodes: int, from_graph: bool, mapping: torch.Tensor | None, soft: bool
     ) -> None:
-        """Use the first ``nodes`` unified nodes, ``mapping [nodes, L]``, scoring ``active``."""
-        self.nodes, self.soft = nodes, soft
-        self.mapping.zero_()
-        self.mapping[:nodes] = mapping.to(self.mapping)
-        self.active.zero_()
-        self.active[:nodes] = active.to(self.active)
+        """Use the first ``nodes`` nodes, P from the graph or from the snapshot, and as
+        mappings ``mapping [nodes, L]`` (if given) then the soft adjacency (if ``soft``: taken
+        inside the forward, so its gradient reaches the graph)."""
+        self.nodes, self.from_graph, self.mapping, self.soft = nodes, from_graph, mapping, soft
 
-    def node_embedding(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled unit node embeddings ``[nodes, D]`` and the soft adjacency ``[nodes, L]``."""
-        nodes, adjacency = self.graph(self.nodes)
-        return self.logit_scale * F.normalize(nodes, dim=1), adjacency
-
-    def unified_logits(self, x: torch.Tensor, nodes: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bdhw,nd->bnhw", F.normalize(self.embed(x), dim=1), nodes)
+    def node_prototypes(self) -> torch.Tensor:
+        """P ``[nodes, D]``; kept in ``last_prototypes`` for the orthogonality loss."""
+        if self.from_graph:
+            p, _ = self.graph(self.nodes)
+        else:
+            p = self.prototypes[: self.nodes]
+        if self.logit_scale is not None:
+            p = self.logit_scale * F.normalize(p, dim=1)
+        self.last_prototypes = p
+        return p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Unified logits ``[B, active nodes, h, w]``."""
-        nodes, _ = self.node_embedding()
-        return self.unified_logits(x, nodes[self.active[: self.nodes]])
+        """Unified logits ``[B, nodes, h, w]``."""
+        p = self.node_prototypes()
+        return torch.einsum("bdhw,nd->bnhw", self.embedding(x), p.to(x.dtype))
 
     def dataset_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Every dataset's logits ``[B, L, h, w]`` through the soft or boolean mapping."""
-        nodes, adjacency = self.node_embedding()
-        mapping = adjacency if self.soft else self.mapping[: self.nodes]
-        u = self.unified_logits(x, nodes)
-        top = u.amax(dim=1, keepdim=True)  # |u| <= logit_scale, so exp(u - top) cannot vanish
-        mixed = torch.einsum("bnhw,nl->blhw", (u - top).exp(), mapping)
-        return mixed.clamp(min=torch.finfo(mixed.dtype).tiny).log() + top
+        """Every dataset's logits ``[B, L, h, w]`` per mapping, the blocks concatenated."""
+        u = self.forward(x)
+        mappings = [] if self.mapping is None else [self.mapping.to(u)]
+        if self.soft:
+            mappings.append(self.graph.adjacency(self.nodes).to(u.dtype))
+        return torch.cat([map_logits(u, m, self.combine) for m in mappings], dim=1)
+
+
+def map_logits(u: torch.Tensor, mapping: torch.Tensor, combine: str = "linear") -> torch.Tensor:
+    """Label logits ``[B, L, h, w]`` from node logits ``u [B, N, h, w]`` and ``mapping [N, L]``.
+
+    ``linear``: ``M u`` (AutoUniSeg eq. 5; the authors' ``einsum('bchw, nc -> bnhw', logits,
+    bipartite_graph)``). ``logsumexp``: ``log sum_r M[r, c] exp(u_r)``, the sum of the mapped
+    nodes' probabilities (a label without nodes gets the smallest finite logit).
+    """
+    if combine == "linear":
+        return torch.einsum("bnhw,nl->blhw", u, mapping)
+    top = u.amax(dim=1, keepdim=True)
+    mixed = torch.einsum("bnhw,nl->blhw", (u - top).exp(), mapping)
+    return mixed.clamp(min=torch.finfo(mixed.dtype).tiny).log() + top
 
 
 class DatasetLogits(nn.Module):

@@ -1,0 +1,82 @@
+"""``stages.csv`` and ``stages.png``: AutoUniSeg's run phase by phase.
+
+One row per phase (stage 1, each graph and segmentation phase of stage 2, stage 3): its steps,
+the dataset loss (without the orthogonality term) at its first and last step and on average, and
+at its start the median and 95th percentile of the pairwise cosine of the unified node
+embeddings (a collapsed graph has every pair near 1), the active nodes and the links of the
+mapping. The loss comes from ``train_log.csv``'s ``dataset_loss`` column.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+COLUMNS = [
+    "phase",
+    "start",
+    "end",
+    "first_loss",
+    "last_loss",
+    "mean_loss",
+    "cosine_median",
+    "cosine_p95",
+    "nodes",
+    "links",
+]
+
+
+def stages_table(stages: list[dict[str, Any]], train_log: Path) -> pd.DataFrame:
+    """The phases of ``stages`` (the method's records, stage 1 added in front) with losses."""
+    log = pd.read_csv(train_log)
+    last = int(log["step"].max())
+    rows = [{"phase": "multi_head", "start": 0}, *stages]
+    out = []
+    for row, after in zip(rows, [*rows[1:], {"start": last}], strict=True):
+        # log row "step" s is the step with index s - 1
+        span = log[(log["step"] > row["start"]) & (log["step"] <= after["start"])]
+        loss = span["dataset_loss"].dropna() if "dataset_loss" in span else span["loss"]
+        out.append(
+            {
+                **row,
+                "end": after["start"],
+                "first_loss": loss.iloc[0] if len(loss) else None,
+                "last_loss": loss.iloc[-1] if len(loss) else None,
+                "mean_loss": round(loss.mean(), 6) if len(loss) else None,
+            }
+        )
+    return pd.DataFrame(out).reindex(columns=COLUMNS)
+
+
+def plot_stages(table: pd.DataFrame, path: Path) -> Path:
+    """Dataset loss per step, phases shaded, and the node embeddings' cosine at each switch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log = pd.read_csv(Path(path).parent / "train_log.csv")
+    colours = {"multi_head": "#dddddd", "graph": "#cfe2f3", "segmentation": "#fce5cd"}
+    fig, (ax_loss, ax_cos) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    for _, row in table.iterrows():
+        for ax in (ax_loss, ax_cos):
+            ax.axvspan(row["start"], row["end"], color=colours.get(row["phase"], "#d9ead3"))
+    column = "dataset_loss" if "dataset_loss" in log else "loss"
+    ax_loss.plot(log["step"], log[column], lw=0.8, color="black")
+    ax_loss.set_ylabel("dataset loss")
+    ax_loss.set_title(
+        "AutoUniSeg phases: stage 1 grey, graph blue, segmentation orange, stage 3 green"
+    )
+    switches = table.dropna(subset=["cosine_p95"])
+    ax_cos.plot(switches["start"], switches["cosine_p95"], "o-", label="95th percentile")
+    ax_cos.plot(switches["start"], switches["cosine_median"], "s--", label="median")
+    ax_cos.set_ylim(-1.05, 1.05)
+    ax_cos.set_ylabel("node cosine at switch")
+    ax_cos.set_xlabel("step")
+    ax_cos.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
