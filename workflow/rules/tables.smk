@@ -41,6 +41,11 @@ rule tables:
             caption="../report/train_log.rst",
             category="Training",
         ),
+        stages=report(
+            expand("results/tables/autouniseg_stages.{ext}", ext=["csv", "png"]),
+            caption="../report/stages.rst",
+            category="Training",
+        ),
     log:
         "logs/tables.log",
     benchmark:

@@ -687,18 +687,22 @@ class AutoUniSeg(Method):
         merges_path = out_dir / "merges.json"
         write_json(merges_path, self.merge_taxonomies())
         # matplotlib and pandas only where a run ends
+        import pandas as pd
+
         from mdseg.taxonomy.draw import draw_taxonomy
         from mdseg.taxonomy.stages import plot_stages, stages_table
 
-        table = stages_table(self.stages, out_dir / "train_log.csv")
+        log = out_dir / "train_log.csv"
+        table = stages_table(self.stages, log)
         stages_path = out_dir / "stages.csv"
         table.to_csv(stages_path, index=False)
+        runs, logs = {out_dir.name: table}, {out_dir.name: pd.read_csv(log)}
         return [
             json_path,
             draw_taxonomy(taxonomy, out_dir / "taxonomy.png"),
             merges_path,
             stages_path,
-            plot_stages(table, out_dir / "stages.png"),
+            plot_stages(runs, logs, out_dir / "stages.png"),
         ]
 
     def target_matches(

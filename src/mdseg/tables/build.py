@@ -29,6 +29,7 @@ from mdseg.tables.results import (
     train_set,
 )
 from mdseg.tables.taxonomy_recovery import recovery_table
+from mdseg.taxonomy.stages import stages_summary
 
 # AutoUniSeg's cross-dataset means count the target classes a model cannot predict as IoU 0
 ALL_CLASSES = "miou_all_classes"
@@ -288,4 +289,4 @@ def build_tables(
         curves = out_dir / "training_curves.png"
         plot_training_curves(logs, curves)
         written.append(curves)
-    return written
+    return written + stages_summary(Path(models_dir), out_dir)

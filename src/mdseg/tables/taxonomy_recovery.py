@@ -3,6 +3,9 @@
 One row per run that learns relations: C-R BCE's generated multi-labels (``relations.csv``,
 scored on pairs of differently named labels, since the union by name already joins equal
 names) and AutoUniSeg's unified nodes (``taxonomy.json``, scored on every cross-dataset pair).
+AutoUniSeg runs add a row per merge computed at the stage switch (``merges.json``): the
+paper's UniDet merge (``autouniseg_merge_unidet``) and the text-assisted one
+(``autouniseg_merge_text_assisted``), whichever of them the run trained from.
 Each is preceded by what joining labels by equal name alone gets on the same datasets, the
 baseline a learned taxonomy has to beat. Only the synthetic benchmark has a hidden truth; on
 real data the table is empty.
@@ -70,6 +73,19 @@ def recovery_table(models_dir: Path, datasets_dir: Path) -> pd.DataFrame:
                     "scored_on": scored_on,
                 }
             )
+        merges = path.parent / "merges.json"
+        if same_name and merges.exists():
+            for name, taxonomy in json.loads(merges.read_text()).items():
+                if name == "used":
+                    continue
+                rows.append(
+                    {
+                        "method": f"autouniseg_merge_{name}",
+                        "experiment": spec["id"],
+                        **score(unified_pairs(taxonomy), truth),
+                        "scored_on": scored_on,
+                    }
+                )
         predicted = (
             unified_pairs(json.loads(path.read_text())) if same_name else relation_pairs(path)
         )

@@ -50,33 +50,66 @@ def stages_table(stages: list[dict[str, Any]], train_log: Path) -> pd.DataFrame:
     return pd.DataFrame(out).reindex(columns=COLUMNS)
 
 
-def plot_stages(table: pd.DataFrame, path: Path) -> Path:
-    """Dataset loss per step, phases shaded, and the node embeddings' cosine at each switch."""
+def plot_stages(runs: dict[str, pd.DataFrame], logs: dict[str, pd.DataFrame], path: Path) -> Path:
+    """Per run (``runs``: its ``stages.csv`` table, ``logs``: its ``train_log.csv``): the
+    dataset loss per step with the phases shaded, and the node embeddings' pairwise cosine at
+    each switch (median and 95th percentile; near 1 = a collapsed graph)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    log = pd.read_csv(Path(path).parent / "train_log.csv")
     colours = {"multi_head": "#dddddd", "graph": "#cfe2f3", "segmentation": "#fce5cd"}
-    fig, (ax_loss, ax_cos) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
-    for _, row in table.iterrows():
-        for ax in (ax_loss, ax_cos):
-            ax.axvspan(row["start"], row["end"], color=colours.get(row["phase"], "#d9ead3"))
-    column = "dataset_loss" if "dataset_loss" in log else "loss"
-    ax_loss.plot(log["step"], log[column], lw=0.8, color="black")
-    ax_loss.set_ylabel("dataset loss")
-    ax_loss.set_title(
-        "AutoUniSeg phases: stage 1 grey, graph blue, segmentation orange, stage 3 green"
+    if not runs:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.text(0.5, 0.5, "no AutoUniSeg run in this configuration", ha="center", va="center")
+        ax.set_axis_off()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return Path(path)
+    fig, axes = plt.subplots(
+        2 * len(runs), 1, figsize=(8, 4.2 * len(runs)), sharex=False, squeeze=False
     )
-    switches = table.dropna(subset=["cosine_p95"])
-    ax_cos.plot(switches["start"], switches["cosine_p95"], "o-", label="95th percentile")
-    ax_cos.plot(switches["start"], switches["cosine_median"], "s--", label="median")
-    ax_cos.set_ylim(-1.05, 1.05)
-    ax_cos.set_ylabel("node cosine at switch")
-    ax_cos.set_xlabel("step")
-    ax_cos.legend(loc="lower right", fontsize=8)
+    for k, (name, table) in enumerate(runs.items()):
+        ax_loss, ax_cos = axes[2 * k, 0], axes[2 * k + 1, 0]
+        log = logs[name]
+        for _, row in table.iterrows():
+            for ax in (ax_loss, ax_cos):
+                ax.axvspan(row["start"], row["end"], color=colours.get(row["phase"], "#d9ead3"))
+        column = "dataset_loss" if "dataset_loss" in log else "loss"
+        ax_loss.plot(log["step"], log[column], lw=0.8, color="black")
+        ax_loss.set_ylabel("dataset loss")
+        ax_loss.set_title(
+            f"{name}\nstage 1 grey, graph blue, segmentation orange, stage 3 green", fontsize=9
+        )
+        switches = table.dropna(subset=["cosine_p95"])
+        ax_cos.plot(switches["start"], switches["cosine_p95"], "o-", label="95th percentile")
+        ax_cos.plot(switches["start"], switches["cosine_median"], "s--", label="median")
+        ax_cos.set_ylim(-1.05, 1.05)
+        ax_cos.set_ylabel("node cosine at switch")
+        ax_cos.set_xlabel("step")
+        ax_cos.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def collect_stages(models_dir: Path) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Every run's ``stages.csv`` and ``train_log.csv`` under ``models_dir``, by experiment."""
+    runs, logs = {}, {}
+    for path in sorted(Path(models_dir).glob("*/stages.csv")):
+        runs[path.parent.name] = pd.read_csv(path)
+        logs[path.parent.name] = pd.read_csv(path.parent / "train_log.csv")
+    return runs, logs
+
+
+def stages_summary(models_dir: Path, out_dir: Path) -> list[Path]:
+    """``autouniseg_stages.csv`` (every run's phases, with an ``experiment`` column) and
+    ``autouniseg_stages.png`` in ``out_dir``."""
+    runs, logs = collect_stages(models_dir)
+    frames = [t.assign(experiment=name) for name, t in runs.items()]
+    table = pd.concat(frames) if frames else pd.DataFrame(columns=COLUMNS)
+    csv = Path(out_dir) / "autouniseg_stages.csv"
+    table.reindex(columns=["experiment", *COLUMNS]).to_csv(csv, index=False)
+    return [csv, plot_stages(runs, logs, Path(out_dir) / "autouniseg_stages.png")]
