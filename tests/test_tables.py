@@ -12,7 +12,7 @@ from snakemake.utils import update_config
 
 from mdseg.tables.build import Context, build_tables, fill_ours
 from mdseg.tables.reference import load_reference
-from mdseg.tables.results import Results, load_results
+from mdseg.tables.results import Results, load_results, train_set
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -116,8 +116,21 @@ def test_build_tables_writes_every_table(results, tmp_path):
         frame = pd.read_csv(path)
         assert {"paper", "ours", "benchmark"} <= set(frame.columns), path.name
     claims = pd.read_csv(out / "claims.csv")
-    assert list(claims.columns) == ["paper", "claim", "holds", "figures", "benchmark"]
-    assert len(claims) == 9 and set(claims.holds) == {"not run"}
+    assert list(claims.columns) == [
+        "paper",
+        "claim",
+        "verdict",
+        "gap_mean",
+        "gap_std",
+        "gap_se",
+        "seeds",
+        "rule",
+        "converged",
+        "figures",
+        "benchmark",
+    ]
+    assert len(claims) == 9 and set(claims.verdict) == {"not run"}
+    assert "claims.png" in names
     recovery = pd.read_csv(out / "taxonomy_recovery.csv")
     assert {"method", "precision", "recall", "f1"} <= set(recovery.columns)
 
@@ -161,13 +174,18 @@ def test_claims_verdicts_from_results(results, tmp_path):
     claims = check_claims(Results(load_results(tmp_path)), models).set_index("claim")
     null = claims.loc["Null BCE beats multi-dataset CE on the unseen datasets on average"]
     # null_bce mean (45 + 28 + 50) / 3 = 41.0 vs multi_ce (40 + 30 + 50) / 3 = 40.0
-    assert null.holds == "yes" and "null_bce 41.00 vs multi_ce 40.00" in null.figures
-    assert claims.loc["C-R BCE beats Null BCE on the unseen datasets on average"].holds == "not run"
-    assert claims.loc["C-R BCE generates bicyclist → rider"].holds == "yes"
-    assert claims.loc["C-R BCE generates motorcyclist → rider"].holds == "no"
+    assert null.verdict == "holds" and "null_bce 41.00 vs multi_ce 40.00" in null.figures
+    assert null.gap_mean == 1.0 and null.seeds == 1 and np.isnan(null.gap_se)
+    assert "noise not measured" in null.rule
+    cr = claims.loc["C-R BCE beats Null BCE on the unseen datasets on average"]
+    assert cr.verdict == "not run" and cr.seeds == 0
+    assert claims.loc["C-R BCE generates bicyclist → rider"].verdict == "holds"
+    assert claims.loc["C-R BCE generates motorcyclist → rider"].verdict == "reversed"
     # the fixture's single models do not cover wilddash: no single-best to compare with
     single_best = "Multi-dataset training on C+I+B+M beats the single-best model on the unseen"
-    assert claims.loc[single_best + " datasets"].holds == "not run"
+    assert claims.loc[single_best + " datasets"].verdict == "not run"
+    # every run is one (seedless) seed: each row says it is a one-seed smoke run
+    assert claims.rule.str.contains("one-seed smoke run").all()
 
 
 def test_taxonomy_recovery_rows(tmp_path):
@@ -288,3 +306,135 @@ def test_uniseg_config_fills_table4_from_w48_runs(tmp_path):
     assert t4.loc[("multi_ce", "class_miou"), "ours"] == 36.5
     assert t4.loc[("cr_bce", "class_miou"), "ours"] == 41.0
     assert t4.loc[("cr_bce", "class_miou"), "ours_experiments"] == "cr_bce-hrnet_w48-C+I+B+M"
+
+
+W18 = "hrnet_w18_small_v2"
+
+
+def test_seed_column_and_per_seed_results(tmp_path):
+    write_eval(tmp_path, f"multi_ce-{W18}-C+I+B+M-s1", "kitti", 40.0)
+    write_eval(tmp_path, f"multi_ce-{W18}-C+I+B+M-s0", "kitti", 42.0)
+    write_eval(tmp_path, f"multi_ce-{W18}-C+I+B+M", "kitti", 44.0)
+    res = Results(load_results(tmp_path))
+    assert res.seeds() == [None, 0, 1]
+    assert set(res.frame.method) == {"multi_ce"}  # the suffix is not part of the method
+    assert res.for_seed(0).miou("multi_ce", W18, train_set("C+I+B+M"), "kitti")[0] == 42.0
+    assert res.for_seed(None).frame.experiment.tolist() == [f"multi_ce-{W18}-C+I+B+M"]
+
+
+def test_tables_average_over_seeds(tmp_path):
+    """Two seeds: ours is the mean of the per-seed values, ours_std their sample std; a mean
+    row is the mean over seeds of each seed's group mean."""
+    for seed, values in ((0, (40.0, 30.0, 50.0)), (1, (44.0, 36.0, 50.0))):
+        for ds, v in zip(("kitti", "wilddash", "camvid"), values, strict=True):
+            write_eval(tmp_path, f"multi_ce-{W18}-C+I+B+M-s{seed}", ds, v)
+    write_eval(tmp_path, f"null_bce-{W18}-C+I+B+M-s1", "kitti", 47.0)  # seed 1 only
+    res = Results(load_results(tmp_path))
+    table = fill_ours("uniseg_table1", load_reference("uniseg_table1"), Context(res, CFG, tmp_path))
+    row = table.set_index(["train_datasets", "method", "dataset"])
+    kitti = row.loc[("C+I+B+M", "multi_ce", "kitti")]
+    # (40 + 44) / 2 = 42; std ddof 1 of {40, 44} = sqrt(8) = 2.83
+    assert (kitti.ours, kitti.ours_std, kitti.ours_seeds) == (42.0, 2.83, 2)
+    assert kitti.ours_experiments == f"multi_ce-{W18}-C+I+B+M-s0;multi_ce-{W18}-C+I+B+M-s1"
+    wilddash = row.loc[("C+I+B+M", "multi_ce", "wilddash")]
+    assert (wilddash.ours, wilddash.ours_std) == (33.0, 4.24)  # {30, 36}: sqrt(18)
+    camvid = row.loc[("C+I+B+M", "multi_ce", "camvid")]
+    assert (camvid.ours, camvid.ours_std) == (50.0, 0.0)
+    # per-seed means 40.0 and 43.333: mean 41.67, std sqrt(2 * 1.6667^2) = 2.36
+    mean = row.loc[("C+I+B+M", "multi_ce", "mean")]
+    assert (mean.ours, mean.ours_std, mean.ours_seeds) == (41.67, 2.36, 2)
+    # one seed had a value: no spread
+    null = row.loc[("C+I+B+M", "null_bce", "kitti")]
+    assert null.ours == 47.0 and np.isnan(null.ours_std) and null.ours_seeds == 1
+    missing = row.loc[("C+I+B", "null_bce", "kitti")]
+    assert np.isnan(missing.ours) and missing.ours_seeds == 0 and missing.ours_experiments == ""
+
+
+@pytest.mark.parametrize(
+    ("gaps", "verdict", "mean", "se"),
+    [
+        ([2.0, 3.0, 4.0], "holds", 3.0, 0.577),  # std 1, SE 1/sqrt(3); 3 > 1.155
+        ([-2.0, -3.0, -4.0], "reversed", -3.0, 0.577),
+        ([3.0, -1.0, 1.0], "within noise", 1.0, 1.155),  # std 2, SE 2/sqrt(3); 1 < 2.309
+        ([1.0, 1.0], "holds", 1.0, 0.0),  # identical gaps: no spread
+        ([0.5], "holds", 0.5, np.nan),  # one seed: the sign, no SE
+        ([-0.5], "reversed", -0.5, np.nan),
+        ([], "not run", np.nan, np.nan),
+    ],
+)
+def test_gap_verdicts(gaps, verdict, mean, se):
+    from mdseg.tables.claims import gap_verdict
+
+    judged = gap_verdict(gaps)
+    assert judged.verdict == verdict and judged.seeds == len(gaps)
+    np.testing.assert_allclose([judged.mean, judged.se], [mean, se], atol=1e-3)
+    if len(gaps) == 1:
+        assert "noise not measured" in judged.rule
+
+
+def test_claims_judged_on_paired_per_seed_gaps(tmp_path):
+    """Null BCE vs CE over three seeds; the single-best claim takes each seed's smallest gap."""
+    from mdseg.tables.claims import check_claims
+
+    unseen = ("kitti", "wilddash", "camvid")
+    # per-seed gaps null_bce - multi_ce: +3, -1, +1 (a noisy claim)
+    for seed, gap in ((0, 3.0), (1, -1.0), (2, 1.0)):
+        for ds in unseen:
+            write_eval(tmp_path, f"multi_ce-{W18}-C+I+B+M-s{seed}", ds, 40.0)
+            write_eval(tmp_path, f"null_bce-{W18}-C+I+B+M-s{seed}", ds, 40.0 + gap)
+        # single models on every unseen set: C 38, M 41 - seed (the single-best)
+        for code, base in (("C", 38.0), ("M", 41.0 - seed)):
+            for ds in unseen:
+                write_eval(tmp_path, f"single-{W18}-{code}-s{seed}", ds, base)
+    claims = check_claims(Results(load_results(tmp_path)), tmp_path / "models")
+    claims = claims.set_index("claim")
+    null = claims.loc["Null BCE beats multi-dataset CE on the unseen datasets on average"]
+    assert null.verdict == "within noise" and null.seeds == 3
+    assert (null.gap_mean, null.gap_std, null.gap_se) == (1.0, 2.0, 1.155)
+    assert "mean +1.00, 2 SE 2.31" in null.rule and "smoke" not in null.rule
+    assert null.figures.startswith("s0: ") and " | s2: " in null.figures
+    assert null.converged == "unknown"  # no summary.json
+    # per seed: multi_ce 40 and null_bce 40 + gap vs single-best 41 - seed; smallest gap per seed
+    # s0: min(40 - 41, 43 - 41) = -1; s1: min(40 - 40, 39 - 40) = -1; s2: min(1, 2) = 1
+    single = claims.loc[
+        "Multi-dataset training on C+I+B+M beats the single-best model on the unseen datasets"
+    ]
+    assert single.seeds == 3 and single.gap_mean == round(-1 / 3, 3)
+    assert single.verdict == "within noise"  # std 1.155, SE 0.667
+
+
+def test_relation_claim_over_seeds(tmp_path):
+    from mdseg.tables.claims import check_claims
+
+    header = "dataset,class,related_dataset,related_class,score,tau\n"
+    pair = "mapillary,bicyclist,cityscapes,rider,0.61,0.48\n"
+    models = tmp_path / "models"
+    for seed, body in ((0, pair), (1, ""), (2, pair)):
+        _write_run(models, f"cr_bce-{W18}-C+I+B+M-s{seed}", [], {"relations.csv": header + body})
+    claims = check_claims(Results(load_results(tmp_path / "eval")), models).set_index("claim")
+    bicyclist = claims.loc["C-R BCE generates bicyclist → rider"]
+    assert bicyclist.verdict == "within noise" and bicyclist.seeds == 3
+    assert "generated in 2 of 3" in bicyclist.rule and np.isnan(bicyclist.gap_mean)
+    assert "s1: cr_bce" in bicyclist.figures and "not generated (no relations)" in bicyclist.figures
+    assert claims.loc["C-R BCE generates motorcyclist → rider"].verdict == "reversed"
+    # all seeds agreeing
+    (models / f"cr_bce-{W18}-C+I+B+M-s1" / "relations.csv").write_text(header + pair)
+    claims = check_claims(Results(load_results(tmp_path / "eval")), models).set_index("claim")
+    assert claims.loc["C-R BCE generates bicyclist → rider"].verdict == "holds"
+
+
+def test_converged_column_from_summaries(tmp_path):
+    from mdseg.tables.claims import converged
+
+    runs = ["a-b-C-s0", "a-b-C-s1", "a-b-C-s2"]
+    for run, flag in zip(runs, (True, True, False), strict=True):
+        path = tmp_path / run / "summary.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"steps": 10, "convergence": {"converged": flag}}))
+    assert converged(runs[:2], tmp_path) == "all"
+    assert converged(runs, tmp_path) == "not: a-b-C-s2"
+    (tmp_path / "a-b-C-s3").mkdir()
+    (tmp_path / "a-b-C-s3" / "summary.json").write_text(json.dumps({"steps": 10}))
+    assert converged([*runs[:2], "a-b-C-s3"], tmp_path) == "unknown"  # no convergence written
+    assert converged([*runs[:2], "a-b-C-s4"], tmp_path) == "unknown"  # no summary.json
+    assert converged([], tmp_path) == ""

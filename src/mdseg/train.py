@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from mdseg import distributed
+from mdseg.convergence import convergence
 from mdseg.data import Augment, SplitDataset, normalise_images
 from mdseg.fingerprint import check_resumable, fingerprint, run_spec
 from mdseg.io import atomic_path, write_json
@@ -448,6 +449,7 @@ def _write_model(
             "classes": method.classes,
             "steps": step,
             "final_loss": log[-1]["loss"] if log else None,
+            "convergence": convergence([row["loss"] for row in log]),
             "artefacts": [p.name for p in artefacts],
         },
     )

@@ -36,6 +36,11 @@ rule tables:
             caption="../report/findings.rst",
             category="Claims",
         ),
+        claims_png=report(
+            "results/tables/claims.png",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
         curves=report(
             "results/tables/training_curves.png",
             caption="../report/train_log.rst",

@@ -1,8 +1,10 @@
 """Every table of both papers: the paper's number in ``paper``, ours in ``ours`` (empty if not run).
 
-One builder per table fills ``ours`` (and ``ours_experiments``: which runs the number comes
-from) row by row from ``results/eval``; rows whose dimension value is ``mean`` get the mean of
-their group. A printed Mean that is not the mean of its printed row is flagged in ``note``.
+One builder per table gives our value row by row from one seed's runs in ``results/eval``; rows
+whose dimension value is ``mean`` get the mean of their group. ``ours`` is the mean of those
+values over seeds, ``ours_std`` their spread and ``ours_seeds`` how many seeds had one;
+``ours_experiments`` names the runs. A printed Mean that is not the mean of its printed row is
+flagged in ``note``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 from mdseg.experiments import expand_experiments
 from mdseg.io import atomic_path, read_manifest
 from mdseg.tables.claims import check_claims
-from mdseg.tables.plots import plot_paper_vs_ours, plot_training_curves
+from mdseg.tables.plots import plot_claims, plot_paper_vs_ours, plot_training_curves
 from mdseg.tables.reference import REFERENCE_TABLES, load_reference
 from mdseg.tables.results import (
     AUTOUNISEG_TRAIN,
@@ -26,6 +28,7 @@ from mdseg.tables.results import (
     UNISEG_TRAIN,
     Results,
     load_results,
+    spread,
     train_set,
 )
 from mdseg.tables.taxonomy_recovery import recovery_table
@@ -134,25 +137,62 @@ def _mean(found: list[Lookup]) -> Lookup:
 
 
 def fill_ours(name: str, ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
-    """Add ``ours``, ``ours_experiments`` and ``note`` to a numeric reference table."""
+    """Add ``ours``, ``ours_std``, ``ours_seeds``, ``ours_experiments`` and ``note`` to a numeric
+    reference table.
+
+    ``ours`` is the mean over seeds of the row builder's value on each seed's runs (mean rows:
+    of that seed's group mean), ``ours_std`` its sample std (empty with one seed) and
+    ``ours_seeds`` how many seeds had a value.
+    """
     spec = TABLES[name]
-    dimension = spec.dimension
-    out = ref.copy()
-    found = [
-        spec.row(row, ctx.results, ctx.config)
-        if dimension is None or row[dimension] != "mean"
-        else (np.nan, "")
-        for _, row in ref.iterrows()
+    per_seed = [
+        _ours_on(spec, ref, ctx.results.for_seed(seed), ctx.config)
+        for seed in ctx.results.seeds() or [None]
     ]
-    out["ours"] = [round(v, 2) if np.isfinite(v) else np.nan for v, _ in found]
-    out["ours_experiments"] = [e for _, e in found]
+    out = ref.copy()
+    stats = [spread([found[i][0] for found in per_seed]) for i in range(len(ref))]
+    out["ours"] = [round(m, 2) for m, _, _ in stats]
+    out["ours_std"] = [round(sd, 2) for _, sd, _ in stats]
+    out["ours_seeds"] = [n for _, _, n in stats]
+    out["ours_experiments"] = [
+        ";".join(sorted({e for found in per_seed for e in found[i][1].split(";") if e}))
+        for i in range(len(ref))
+    ]
     out["note"] = ""
     out.loc[_cib_cr_bce(name, out), "note"] = CIB_CR_BCE
     if name == "uniseg_table4":
         out.loc[out.metric != "class_miou", "note"] = "needs the WildDash 2 benchmark server"
-    if dimension is not None:
-        _fill_means(out, dimension)
+    if spec.dimension is not None:
+        _flag_misprints(out, spec.dimension)
     return out
+
+
+def _ours_on(spec: TableSpec, ref: pd.DataFrame, res: Results, cfg: dict[str, Any]) -> list[Lookup]:
+    """One seed's value per row; a ``mean`` row gets its group's mean if every part is there."""
+    dimension = spec.dimension
+    found = [
+        spec.row(row, res, cfg) if dimension is None or row[dimension] != "mean" else (np.nan, "")
+        for _, row in ref.iterrows()
+    ]
+    if dimension is None:
+        return found
+    for is_mean, parts in _mean_groups(ref, dimension):
+        values = [found[i][0] for i in parts]
+        if all(np.isfinite(values)):
+            runs = {e for i in parts for e in found[i][1].split(";") if e}
+            found[is_mean] = (float(np.mean(values)), ";".join(sorted(runs)))
+    return found
+
+
+def _mean_groups(ref: pd.DataFrame, dimension: str) -> list[tuple[int, list[int]]]:
+    """(position of the ``mean`` row, positions of the rows it averages) per group."""
+    keys = [c for c in ref.columns if c not in (dimension, "paper", "footnote")]
+    groups = []
+    for _, group in ref.reset_index(drop=True).groupby(keys, sort=False, dropna=False):
+        is_mean = group[dimension] == "mean"
+        if is_mean.any():
+            groups.append((int(group.index[is_mean][0]), list(group.index[~is_mean])))
+    return groups
 
 
 CIB_CR_BCE = (
@@ -170,31 +210,20 @@ def _cib_cr_bce(name: str, out: pd.DataFrame) -> pd.Series:
     return pd.Series(False, index=out.index)
 
 
-def _fill_means(out: pd.DataFrame, dimension: str) -> None:
-    """Mean rows: ours = mean of the group's other rows (if all present); flag paper misprints."""
-    keys = [
-        c
-        for c in out.columns
-        if c not in (dimension, "paper", "ours", "ours_experiments", "note", "footnote")
-    ]
-    for _, group in out.groupby(keys, sort=False, dropna=False):
-        is_mean = group[dimension] == "mean"
-        if not is_mean.any():
-            continue
-        parts = group[~is_mean]
-        mean_index = group.index[is_mean][0]
-        if parts.ours.notna().all():
-            out.loc[mean_index, "ours"] = round(parts.ours.mean(), 2)
-            out.loc[mean_index, "ours_experiments"] = ";".join(
-                sorted({e for es in parts.ours_experiments for e in es.split(";") if e})
-            )
-        printed = out.loc[mean_index, "paper"]
-        if pd.notna(printed) and parts.paper.notna().all():
-            row_mean = parts.paper.mean()
+def _flag_misprints(out: pd.DataFrame, dimension: str) -> None:
+    """Flag a printed Mean that is not the mean of the printed row in ``note``."""
+    paper = out.paper.to_numpy()
+    for is_mean, parts in _mean_groups(out.drop(columns=_OURS_COLUMNS), dimension):
+        printed = paper[is_mean]
+        if pd.notna(printed) and pd.notna(paper[parts]).all():
+            row_mean = float(np.mean(paper[parts]))
             if abs(printed - row_mean) > 0.05 + 1e-9:
-                out.loc[mean_index, "note"] = (
+                out.iloc[is_mean, out.columns.get_loc("note")] = (
                     f"printed Mean {printed} is not the mean of the row ({row_mean:.2f})"
                 )
+
+
+_OURS_COLUMNS = ["ours", "ours_std", "ours_seeds", "ours_experiments", "note"]
 
 
 @whole_table("uniseg_tableA3")
@@ -259,7 +288,8 @@ def multi_label_pairs(ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
 def build_tables(
     cfg: dict[str, Any], eval_dir: Path, datasets_dir: Path, models_dir: Path, out_dir: Path
 ) -> list[Path]:
-    """Write ``<paper>_<table>.csv`` for every reference table and a PNG for the numeric ones."""
+    """Write ``<paper>_<table>.csv`` for every reference table and a PNG for the numeric ones,
+    the claims (``claims.csv`` and its summary figure ``claims.png``) and taxonomy recovery."""
     ctx = Context(Results(load_results(eval_dir)), cfg, Path(datasets_dir), Path(models_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -276,14 +306,17 @@ def build_tables(
             png = out_dir / f"{name}.png"
             plot_paper_vs_ours(table, spec.dimension, name, png)
             written.append(png)
-    for name, table in (
-        ("claims", check_claims(ctx.results, Path(models_dir))),
-        ("taxonomy_recovery", recovery_table(Path(models_dir), Path(datasets_dir))),
-    ):
+    claims = check_claims(ctx.results, Path(models_dir)).assign(benchmark=cfg["benchmark"])
+    recovery = recovery_table(Path(models_dir), Path(datasets_dir)).assign(
+        benchmark=cfg["benchmark"]
+    )
+    for name, table in (("claims", claims), ("taxonomy_recovery", recovery)):
         path = out_dir / f"{name}.csv"
         with atomic_path(path) as tmp:
-            table.assign(benchmark=cfg["benchmark"]).to_csv(tmp, index=False)
+            table.to_csv(tmp, index=False)
         written.append(path)
+    plot_claims(claims, out_dir / "claims.png")
+    written.append(out_dir / "claims.png")
     logs = {p.parent.name: pd.read_csv(p) for p in sorted(Path(models_dir).glob("*/train_log.csv"))}
     if logs:
         curves = out_dir / "training_curves.png"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mdseg.experiments import parse_train_set
+from mdseg.experiments import parse_experiment_id, parse_train_set
 
 # the papers' training and unseen datasets, as their tables group them
 UNISEG_TRAIN = ["cityscapes", "idd", "bdd", "mapillary"]
@@ -28,26 +28,32 @@ COLUMNS = [
     "miou_all_classes",
     "backbone_init",
     "source",
+    "seed",
 ]
 
 
 def load_results(eval_dir: Path) -> pd.DataFrame:
     """One row per ``results/eval/<experiment>/<dataset>.json`` and evaluation variant.
 
-    ``train`` is a frozenset; ``variant`` is "" for the primary result.
+    ``train`` is a frozenset; ``variant`` is "" for the primary result; ``seed`` is the id's
+    ``-s<seed>`` (None for a seedless run).
     """
     rows = []
     for path in sorted(Path(eval_dir).glob("*/*.json")):
         result = json.loads(path.read_text())
-        method, backbone, codes = result["experiment"].split("-")
+        try:
+            method, backbone, train, seed = parse_experiment_id(result["experiment"])
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
         base = {
             "experiment": result["experiment"],
             "method": method,
             "backbone": backbone,
-            "train": frozenset(parse_train_set(codes)),
+            "train": frozenset(train),
             "dataset": result["dataset"],
             "backbone_init": result["backbone_init"],
             "source": result["source"],
+            "seed": seed,
         }
         # the primary mapping has variant "", further ones (e.g. one head, zero-shot) their name
         for variant, scores in [("", result), *result.get("variants", {}).items()]:
@@ -59,7 +65,19 @@ def load_results(eval_dir: Path) -> pd.DataFrame:
                     "miou_all_classes": _number(scores.get("miou_all_classes")),
                 }
             )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    # object dtype keeps seeds as ints beside None (pandas would make them floats beside NaN)
+    frame["seed"] = pd.Series([r["seed"] for r in rows], index=frame.index, dtype=object)
+    return frame
+
+
+def spread(values: list[float]) -> tuple[float, float, int]:
+    """Mean, sample std (ddof 1; nan below two values) and count of the finite ``values``."""
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return np.nan, np.nan, 0
+    std = float(np.std(finite, ddof=1)) if len(finite) >= 2 else np.nan
+    return float(np.mean(finite)), std, len(finite)
 
 
 def _number(value: float | None) -> float:
@@ -67,10 +85,20 @@ def _number(value: float | None) -> float:
 
 
 class Results:
-    """Lookups of our mIoU by (method, backbone, training set, dataset)."""
+    """Lookups of our mIoU by (method, backbone, training set, dataset), and the runs per seed."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
+
+    def seeds(self) -> list[int | None]:
+        """The seeds of our runs, sorted, None (seedless runs) first."""
+        found = {None if pd.isna(s) else int(s) for s in self.frame.seed}
+        return sorted(found, key=lambda s: (s is not None, s or 0))
+
+    def for_seed(self, seed: int | None) -> Results:
+        """Only the runs of ``seed`` (None: the seedless runs)."""
+        f = self.frame
+        return Results(f[f.seed.isna() if seed is None else f.seed == seed])
 
     def miou(
         self,
