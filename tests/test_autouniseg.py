@@ -14,7 +14,7 @@ from conftest import tiny_experiment
 
 from mdseg.methods import METHODS
 from mdseg.methods.autouniseg import Options, Schedule, extra_links, prune_links
-from mdseg.models.heads import PixelEmbedding, UniSegHead
+from mdseg.models.heads import DatasetPrototypes, PixelEmbedding, UniSegHead
 from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, block_softmax
 from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference
 from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix
@@ -80,6 +80,19 @@ def test_unisegh_head_maps_node_logits_linearly_by_hand() -> None:
         head(x).flatten(),
         10 * torch.nn.functional.normalize(nodes, dim=1) @ torch.tensor([0.6, 0.8]),
     )
+
+
+def test_dataset_prototypes_score_the_unit_embedding_times_a_scale() -> None:
+    torch.manual_seed(0)
+    heads = DatasetPrototypes(PixelEmbedding(2, 2), [1, 2], scale=10.0)
+    with torch.no_grad():
+        heads.embedding.conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        heads.embedding.conv.bias.zero_()
+        heads.prototypes[0].copy_(torch.tensor([[1.0, 0.0]]))
+        heads.prototypes[1].copy_(torch.tensor([[0.0, 2.0], [1.0, 1.0]]))
+    x = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)  # unit embedding (0.6, 0.8)
+    torch.testing.assert_close(heads(x).flatten(), 10 * torch.tensor([0.6, 1.6, 1.4]))
+    assert heads.prototypes[0].shape == (1, 2) and len(heads.prototypes) == 2
 
 
 def test_stage_one_and_two_share_the_pixel_embedding() -> None:

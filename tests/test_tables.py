@@ -438,3 +438,33 @@ def test_converged_column_from_summaries(tmp_path):
     assert converged([*runs[:2], "a-b-C-s3"], tmp_path) == "unknown"  # no convergence written
     assert converged([*runs[:2], "a-b-C-s4"], tmp_path) == "unknown"  # no summary.json
     assert converged([], tmp_path) == ""
+
+
+def test_claims_config_dry_runs_every_claim_over_three_seeds(tmp_path):
+    """experiments/claims.yaml plans three seeds of every run the claims compare, and the
+    claim checks find each comparison (stub results, one per planned run and dataset)."""
+    configs = ["--configfiles", "config.yaml", "experiments/claims.yaml"]
+    command = [SNAKEMAKE, *configs, "-d", str(tmp_path / "run")]
+    dry = subprocess.run([*command, "-n", "tables"], cwd=REPO, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    planned = set(re.findall(r"results/eval/([^/\s,]+)/(\w+)\.json", dry.stdout))
+    runs = {e for e, _ in planned}
+    assert {e.rsplit("-", 1)[1] for e in runs} == {"s0", "s1", "s2"}
+    methods = {e.split("-")[0] for e in runs}
+    assert methods == {
+        "single",
+        "multi_ce",
+        "null_bce",
+        "cosine_bce",
+        "cr_bce",
+        "multi_head",
+        "autouniseg",
+    }
+    eval_dir = tmp_path / "eval"
+    for exp, dataset in planned:
+        write_eval(eval_dir, exp, dataset, 30.0, 30.0)
+    from mdseg.tables.claims import check_claims
+
+    verdicts = check_claims(Results(load_results(eval_dir)), tmp_path / "models")
+    gap_claims = verdicts[verdicts.gap_mean.notna()]
+    assert len(gap_claims) == 7 and (gap_claims.seeds == 3).all()

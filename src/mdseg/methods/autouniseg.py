@@ -133,6 +133,8 @@ class Options(HeadLoss):
     text_scale: str = "none"
     init_adjacency_logit: float = 1.0
     # head
+    prototype_init_std: float = 0.02  # stage-1 prototypes (HRNetv2_mulhead.py)
+    prototype_scale: float = 1.0  # stage-1 and unified logits x this (a short-run aid; see README)
     logit_scale: float | None = None  # a number: unit node embeddings times it (former: 10)
     dataset_scores: str = "linear"  # M u (eq. 5); "logsumexp": sum of the nodes' probabilities
     # losses of the graph phases
@@ -275,10 +277,19 @@ class AutoUniSeg(Method):
             self.text, torch.from_numpy(self.owner), len(self.labels), self.opts.graph()
         )
         embedding = PixelEmbedding(in_channels, self.opts.embed_dim)
-        unified = UniSegHead(embedding, graph, self.opts.logit_scale, self.opts.dataset_scores)
+        unified = UniSegHead(
+            embedding,
+            graph,
+            self.opts.logit_scale,
+            self.opts.dataset_scores,
+            self.opts.prototype_scale,
+        )
         sizes = [len(self.dataset_classes[d]) for d in self.datasets]
+        stage1 = DatasetPrototypes(
+            embedding, sizes, self.opts.prototype_init_std, self.opts.prototype_scale
+        )
         return {
-            MULTI: DatasetPrototypes(embedding, sizes),
+            MULTI: stage1,
             UNIFIED: unified,
             DATASETS: DatasetLogits(unified),
         }

@@ -96,6 +96,8 @@ class MultiHeadOptions(HeadLoss):
 
     head: str = "prototypes"
     embed_dim: int = 64
+    prototype_init_std: float = 0.02
+    prototype_scale: float = 1.0  # logits x this: 1 as the authors; see DatasetPrototypes
 
 
 @METHODS.register("multi_head")
@@ -113,7 +115,12 @@ class MultiHead(Method):
         sizes = [len(self.dataset_classes[d]) for d in self.datasets]
         if self.opts.head == "linear":
             return {HEAD: DatasetHeads(in_channels, sizes)}
-        return {HEAD: DatasetPrototypes(PixelEmbedding(in_channels, self.opts.embed_dim), sizes)}
+        embedding = PixelEmbedding(in_channels, self.opts.embed_dim)
+        return {
+            HEAD: DatasetPrototypes(
+                embedding, sizes, self.opts.prototype_init_std, self.opts.prototype_scale
+            )
+        }
 
     def scores(self, model: Segmentor, images: torch.Tensor) -> torch.Tensor:
         return model(images, head=HEAD)

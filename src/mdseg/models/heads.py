@@ -88,21 +88,31 @@ class DatasetPrototypes(nn.Module):
     ``[K_d, D]`` scored by dot product against a shared :class:`PixelEmbedding`; outputs are
     concatenated in dataset order.
 
-    Prototypes start truncated-normal with std 0.02 and are neither normalised nor scaled
-    (``HRNet_W48_mulhead.unify_prototype``, HRNetv2_mulhead.py).
+    Prototypes start truncated-normal with std ``init_std`` (the authors' 0.02) and are not
+    normalised (``HRNet_W48_mulhead.unify_prototype``, HRNetv2_mulhead.py). ``scale`` multiplies
+    the logits: 1 as the authors; a larger value lets logits grow as fast as a short run needs
+    (AdamW moves each prototype coordinate by at most about the learning rate per step).
     """
 
-    def __init__(self, embedding: PixelEmbedding, sizes: list[int]) -> None:
+    def __init__(
+        self,
+        embedding: PixelEmbedding,
+        sizes: list[int],
+        init_std: float = 0.02,
+        scale: float = 1.0,
+    ) -> None:
         super().__init__()
         self.embedding = embedding
+        self.scale = scale
         dim = embedding.conv.out_channels
         self.prototypes = nn.ParameterList(
-            nn.Parameter(nn.init.trunc_normal_(torch.empty(n, dim), std=0.02)) for n in sizes
+            nn.Parameter(nn.init.trunc_normal_(torch.empty(n, dim), std=init_std)) for n in sizes
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.embedding(x)
-        return torch.cat([torch.einsum("bdhw,kd->bkhw", p, w) for w in self.prototypes], dim=1)
+        logits = [torch.einsum("bdhw,kd->bkhw", p, w) for w in self.prototypes]
+        return self.scale * torch.cat(logits, dim=1)
 
 
 class UniSegHead(nn.Module):
@@ -112,7 +122,8 @@ class UniSegHead(nn.Module):
     P is the label graph's output while the graph trains (``from_graph``), else ``prototypes``:
     the snapshot the method takes when the graph stops training (the authors'
     ``set_unify_prototype``, frozen in stage 2's segmentation phases, trained in stage 3).
-    Authors' P is unnormalised; ``logit_scale`` (an option) L2-normalises it and scales it.
+    Authors' P is unnormalised; ``logit_scale`` (an option) L2-normalises it and scales it;
+    ``scale`` multiplies the unified logits (1 as the authors; see :class:`DatasetPrototypes`).
     Dataset logits are ``M u`` per label, computed at the feature resolution (linear, so the
     same as after upsampling) for each mapping set by :meth:`configure` (the graph phases blend
     two), concatenated along the channels; ``combine: logsumexp`` (an option) sums the mapped nodes'
@@ -125,11 +136,13 @@ class UniSegHead(nn.Module):
         graph: LabelGraph,
         logit_scale: float | None = None,
         combine: str = "linear",
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.embedding = embedding
         self.graph = graph
         self.logit_scale = logit_scale
+        self.scale = scale
         self.combine = combine
         capacity = graph.adjacency_logits.shape[0]
         dim = embedding.conv.out_channels
@@ -158,6 +171,7 @@ class UniSegHead(nn.Module):
         if self.logit_scale is not None:
             p = self.logit_scale * F.normalize(p, dim=1)
         self.last_prototypes = p
+        p = self.scale * p
         return p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
