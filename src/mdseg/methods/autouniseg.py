@@ -93,7 +93,6 @@ if TYPE_CHECKING:
 
 MULTI, UNIFIED, DATASETS = "multi", "unified", "datasets"
 HOLDOUT = "holdout"
-PHASES = ("multi_head", "graph", "segmentation", "finetune")
 
 
 @dataclass(frozen=True)
@@ -307,9 +306,10 @@ class AutoUniSeg(Method):
         label's logit through the mapping (``M u``), the channels of :attr:`classes`."""
         if not self.nodes:
             return model(images, head=MULTI)
-        self._head(model).configure(self.nodes, False, self._mapping_tensor(), soft=False)
+        mapping = self._mapping_tensor()
+        self._head(model).configure(self.nodes, False, mapping, soft=False)
         u = model(images, head=UNIFIED)
-        mapped = map_logits(u, self._mapping_tensor().to(u), self.opts.dataset_scores)
+        mapped = map_logits(u, mapping.to(u), self.opts.dataset_scores)
         return torch.cat([u[:, torch.from_numpy(self.active).to(u.device)], mapped], dim=1)
 
     # ------------------------------------------------------------------ training
@@ -466,7 +466,7 @@ class AutoUniSeg(Method):
         self._snapshot(model)
         if self.opts.prune == "unlinked":
             self.active = self.mapping.any(axis=1)
-        self._update_classes()
+            self._update_classes()
         self._record(model, "finetune", step)
 
     @torch.no_grad()
@@ -539,6 +539,7 @@ class AutoUniSeg(Method):
             for j in range(len(sizes)):
                 counts[i, j] = block[:, self.offsets[j] : self.offsets[j + 1]]
         model.train(was_training)
+        text_groups, text_mapping = self._text_assisted_merge(counts, sizes)
         self.merges = {
             "unidet": unidet_merge(
                 counts,
@@ -548,12 +549,12 @@ class AutoUniSeg(Method):
                 size_reward=self.opts.unidet_size_reward,
                 max_datasets=self.opts.unidet_max_datasets,
             ),
-            "text_assisted": self._text_assisted_merge(counts, sizes)[0],
+            "text_assisted": text_groups,
         }
         self.groups = self.merges[self.opts.merge]
         self.nodes = len(self.groups)
         if self.opts.merge == "text_assisted":
-            self.mapping = self._text_assisted_merge(counts, sizes)[1]
+            self.mapping = text_mapping
         else:
             self.mapping = np.zeros((self.nodes, len(self.labels)), dtype=bool)
             for r, group in enumerate(self.groups):
@@ -703,11 +704,11 @@ class AutoUniSeg(Method):
         from mdseg.taxonomy.draw import draw_taxonomy
         from mdseg.taxonomy.stages import plot_stages, stages_table
 
-        log = out_dir / "train_log.csv"
+        log = pd.read_csv(out_dir / "train_log.csv")
         table = stages_table(self.stages, log)
         stages_path = out_dir / "stages.csv"
         table.to_csv(stages_path, index=False)
-        runs, logs = {out_dir.name: table}, {out_dir.name: pd.read_csv(log)}
+        runs, logs = {out_dir.name: table}, {out_dir.name: log}
         return [
             json_path,
             draw_taxonomy(taxonomy, out_dir / "taxonomy.png"),

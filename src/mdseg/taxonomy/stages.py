@@ -28,9 +28,9 @@ COLUMNS = [
 ]
 
 
-def stages_table(stages: list[dict[str, Any]], train_log: Path) -> pd.DataFrame:
-    """The phases of ``stages`` (the method's records, stage 1 added in front) with losses."""
-    log = pd.read_csv(train_log)
+def stages_table(stages: list[dict[str, Any]], log: pd.DataFrame) -> pd.DataFrame:
+    """The phases of ``stages`` (the method's records, stage 1 added in front) with losses
+    from ``log`` (the run's ``train_log.csv``)."""
     last = int(log["step"].max())
     rows = [{"phase": "multi_head", "start": 0}, *stages]
     out = []
