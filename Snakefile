@@ -1,6 +1,9 @@
 """mdseg: AutoUniSeg and UniSeg reproduced end to end (see README.md)."""
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from mdseg.errors import schema_error
 
 min_version("9.0")
 
@@ -11,7 +14,10 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as err:  # one line naming the key, without the value's secrets
+    raise WorkflowError(schema_error(err)) from None
 
 
 include: "workflow/rules/common.smk"

@@ -30,7 +30,7 @@ def write_dataset(root: Path, width: int, height: int, classes: int) -> Path:
     """One image (smooth colour bands and noise) with a label of horizontal class stripes."""
     import cv2
 
-    from mdseg.io import write_json, write_split_list
+    from mdseg.io import sha256, write_json, write_split_list
 
     rng = np.random.default_rng(0)
     out = root / "bench"
@@ -50,7 +50,7 @@ def write_dataset(root: Path, width: int, height: int, classes: int) -> Path:
             "classes": names,
             "ignore_id": 255,
             "source": "benchmark",
-            "checksums": {},
+            "checksums": {"val.lst": sha256(out / "val.lst")},
             "splits": {"val": {"count": 1, "list": "val.lst"}},
         },
     )

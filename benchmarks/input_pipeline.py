@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mdseg.data import Augment, SplitDataset
-from mdseg.io import IGNORE_ID, write_json, write_split_list
+from mdseg.io import IGNORE_ID, sha256, write_json, write_split_list
 from mdseg.loader import RankBatches, training_batches
 
 CROP, SCALE, SIZE = 768, (0.5, 2.0), (1024, 2048)
@@ -72,7 +72,7 @@ def write_dataset(root: Path, n: int, classes: int = 19, size: tuple[int, int] =
             "classes": [f"c{c}" for c in range(classes)],
             "ignore_id": IGNORE_ID,
             "source": "synthetic benchmark",
-            "checksums": {},
+            "checksums": {"train.lst": sha256(root / "train.lst")},
             "splits": {"train": {"count": n, "list": "train.lst"}},
         },
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mdseg.io import write_json, write_split_list
+from mdseg.io import sha256, write_json, write_split_list
 
 
 def tiny_experiment(
@@ -74,7 +74,7 @@ def make_dataset(
             "classes": classes,
             "ignore_id": 255,
             "source": "test",
-            "checksums": {},
+            "checksums": {f"{s}.lst": sha256(out / f"{s}.lst") for s in ("train", "val")},
             "splits": {s: {"count": n, "list": f"{s}.lst"} for s in ("train", "val")},
         },
     )

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mdseg.data import PAD_COLOUR, ROTATE_FILL, Augment, Draw, SplitDataset, normalise_images
+from mdseg.errors import DamagedFile, SplitMismatch
 from mdseg.io import IGNORE_ID
 from mdseg.loader import RankBatches
 
@@ -19,6 +20,15 @@ def test_split_dataset_reads_contract(tiny_datasets):
     assert set(label.unique().tolist()) <= {0, 1, 2, IGNORE_ID}
     with pytest.raises(KeyError, match="no split 'test'"):
         SplitDataset(tiny_datasets["cityscapes"], "test")
+
+
+def test_every_split_is_checked_against_the_manifest(tiny_datasets):
+    """Training and statistics passes read splits here too: a list that changed is refused."""
+    train = tiny_datasets["cityscapes"] / "train.lst"
+    train.write_text(train.read_text().splitlines(keepends=True)[0])
+    with pytest.raises(SplitMismatch, match=r"train\.lst: sha256 .*, but the manifest records"):
+        SplitDataset(tiny_datasets["cityscapes"], "train")
+    assert len(SplitDataset(tiny_datasets["cityscapes"], "val")) == 4
 
 
 def test_normalise_uses_imagenet_statistics():
@@ -37,7 +47,7 @@ def test_out_of_range_label_names_the_file(tiny_datasets):
 
     path = tiny_datasets["cityscapes"] / "labels" / "0.png"
     Image.fromarray(np.full((32, 32), 7, np.uint8)).save(path)
-    with pytest.raises(ValueError, match=r"0\.png: ids \[7\]"):
+    with pytest.raises(DamagedFile, match=r"0\.png: ids \[7\].*rerun mdseg prepare"):
         SplitDataset(tiny_datasets["cityscapes"], "train")[0]
 
 

@@ -43,7 +43,7 @@ def test_unknown_names_are_reported():
     with pytest.raises(KeyError, match="unknown dataset code 'Z'"):
         parse_train_set("C+Z")
     cfg = {**BASE, "experiments": [{"methods": ["nope"], "backbones": ["x"], "train": ["C"]}]}
-    with pytest.raises(KeyError, match="unknown method 'nope'"):
+    with pytest.raises(ValueError, match=r"experiments\[0\]: unknown method 'nope'"):
         expand_experiments(cfg)
 
 

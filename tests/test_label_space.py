@@ -165,7 +165,7 @@ class Constant(Method):
 
 def write_dataset(root, key: str, classes: list[str], labels: list[np.ndarray]):
     """A prepared dataset whose val split holds ``labels`` (images all black)."""
-    from mdseg.io import write_json, write_split_list
+    from mdseg.io import sha256, write_json, write_split_list
 
     out = root / key
     (out / "images").mkdir(parents=True)
@@ -178,7 +178,8 @@ def write_dataset(root, key: str, classes: list[str], labels: list[np.ndarray]):
     write_split_list(out / "val.lst", pairs)
     splits = {"val": {"count": len(labels), "list": "val.lst"}}
     manifest = {"name": key, "classes": classes, "ignore_id": 255, "source": "test"}
-    write_json(out / "manifest.json", {**manifest, "checksums": {}, "splits": splits})
+    checksums = {"val.lst": sha256(out / "val.lst")}
+    write_json(out / "manifest.json", {**manifest, "checksums": checksums, "splits": splits})
     return out
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from mdseg.datasets.real.png import encode_label, read_label, write_label
+from mdseg.errors import DamagedFile
 
 
 def label_maps() -> list[np.ndarray]:
@@ -100,12 +101,12 @@ def test_read_label_names_an_unreadable_file(tmp_path):
     data[60:] = bytes(len(data) - 60)  # IHDR intact, image data zeroed
     path = tmp_path / "broken.png"
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"broken\.png"):
+    with pytest.raises(DamagedFile, match=r"broken\.png: cannot be read as a label image"):
         read_label(path)
 
 
 def test_read_label_refuses_a_file_cut_inside_its_header(tmp_path):
     path = tmp_path / "cut.png"
     path.write_bytes(encode_label(label_maps()[0])[:20])  # signature and half of IHDR
-    with pytest.raises(OSError):  # Pillow's "cannot identify image file", not an IndexError
+    with pytest.raises(DamagedFile, match=r"cut\.png: .*Truncated File Read"):  # no IndexError
         read_label(path)

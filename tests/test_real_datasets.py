@@ -364,3 +364,16 @@ def test_prepare_coco_panoptic_end_to_end(tmp_path, capsys):
     assert main([*args, "--allow-incomplete"]) == 0
     ((_, label),) = read_split_list(out / "val.lst")
     assert np.asarray(Image.open(label)).tolist() == [[255, 132, 2], [2, 2, 132]]
+
+
+def test_allow_incomplete_leaves_out_pairs_that_lack_a_file(tmp_path):
+    src = tmp_path / "ADEChallengeData2016"
+    make_ade20k(src, 2, 3)
+    (src / "images/validation/ADE_validation_00000001.jpg").unlink()
+    out = tmp_path / "ade20k"
+    prepare_dataset("ade20k", src, out, allow_incomplete=True)
+    manifest = read_manifest(out / "manifest.json")
+    assert manifest["splits"]["val"]["count"] == manifest["official"]["found"]["val"] == 2
+    assert manifest["official"]["complete"] is False
+    names = [image.name for image, _ in read_split_list(out / "val.lst")]
+    assert names == ["ADE_validation_00000000.jpg", "ADE_validation_00000002.jpg"]

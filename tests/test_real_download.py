@@ -1,8 +1,9 @@
-"""Downloads against a local HTTP server: resume, checksum, interruption, missing credentials."""
+"""Downloads against a local HTTP server: resume, checksum, records, redaction, credentials."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mdseg.datasets.real.download import DownloadError, download_dataset, fetch
+from mdseg.datasets.real.download import DownloadError, download_dataset, fetch, record_path
+from mdseg.secrets import redact, redact_url
 
 PAYLOAD = bytes(range(256)) * 4000  # 1 MB
 
@@ -68,7 +70,7 @@ def test_fetch_resumes_a_partial_file(server, tmp_path):
 def test_checksum_mismatch_is_an_error_and_leaves_nothing(server, tmp_path):
     url, _ = server
     dest = tmp_path / "data.bin"
-    with pytest.raises(DownloadError, match="does not match the published"):
+    with pytest.raises(DownloadError, match="not the published"):
         fetch(f"{url}/data.bin", dest, md5="0" * 32)
     assert not dest.exists() and not dest.with_name("data.bin.part").exists()
 
@@ -89,14 +91,47 @@ def test_personal_link_datasets_name_registration_and_config_key(tmp_path):
         download_dataset("mapillary", tmp_path)
     message = str(err.value)
     assert "mapillary.com" in message
-    assert "real.mapillary.links.mapillary-vistas-dataset_public_v1.2.zip" in message
+    assert "real.mapillary.links_file" in message
+    assert "real.mapillary.archives.mapillary-vistas-dataset_public_v1.2.zip" in message
 
 
-def test_personal_link_is_used(server, tmp_path):
+def test_personal_link_from_the_links_file_is_used_and_recorded(server, tmp_path):
     url, _ = server
-    options = {"links": {"data_semantics.zip": f"{url}/data.bin"}}
-    (path,) = download_dataset("kitti", tmp_path, options)
+    links = tmp_path / "links.yaml"
+    links.write_text(f"data_semantics.zip: {url}/data.bin\n")
+    (path,) = download_dataset("kitti", tmp_path / "dl", {"links_file": str(links)})
     assert path.name == "data_semantics.zip" and path.read_bytes() == PAYLOAD
+    record = json.loads(record_path(path).read_text())
+    assert record == {
+        "name": "data_semantics.zip",
+        "size": len(PAYLOAD),
+        "sha256": hashlib.sha256(PAYLOAD).hexdigest(),
+    }
+
+
+def test_a_recorded_download_is_trusted_without_a_request(server, tmp_path):
+    url, httpd = server
+    dest = tmp_path / "data.bin"
+    fetch(f"{url}/data.bin", dest)
+    requests = len(httpd.ranges)
+    assert fetch(f"{url}/data.bin", dest) == dest
+    assert len(httpd.ranges) == requests
+
+
+def test_a_published_md5_is_checked_on_a_file_already_there(tmp_path):
+    dest = tmp_path / "data.bin"
+    dest.write_bytes(PAYLOAD)
+    assert fetch("http://unused.invalid/x", dest, md5=hashlib.md5(PAYLOAD).hexdigest()) == dest
+    assert not record_path(dest).exists()
+
+
+def test_urls_are_redacted_but_keep_host_and_path():
+    url = "https://user:pw@cdn.example.org/v1.2/a.zip?Expires=1&Signature=abc&Key-Pair-Id=k#f"
+    assert redact_url(url) == "https://<redacted>@cdn.example.org/v1.2/a.zip?<redacted>#<redacted>"
+    assert redact(f"failed: {url} (x)") == f"failed: {redact_url(url)} (x)"
+    assert redact_url("http://host/plain.zip") == "http://host/plain.zip"
+    once = redact(f"failed: {url} (x)")
+    assert redact(once) == once  # the command boundary redacts messages made redacted
 
 
 @pytest.mark.parametrize("key", ["wilddash", "wilddash2"])

@@ -18,7 +18,7 @@ from torch import nn
 
 from mdseg.cli import main
 from mdseg.data import SplitDataset, normalise_images
-from mdseg.io import write_json, write_split_list
+from mdseg.io import sha256, write_json, write_split_list
 from mdseg.methods import METHODS
 from mdseg.methods.cr_bce import class_similarities, restrict_relations
 from mdseg.models.heads import CosineClassifier
@@ -51,7 +51,8 @@ def coloured_dataset(root: Path) -> Path:
     write_split_list(root / "train.lst", pairs)
     splits = {"train": {"count": 2, "list": "train.lst"}}
     manifest = {"name": "x", "classes": ["a", "b", "c"], "ignore_id": 255, "source": "test"}
-    write_json(root / "manifest.json", {**manifest, "checksums": {}, "splits": splits})
+    checksums = {"train.lst": sha256(root / "train.lst")}
+    write_json(root / "manifest.json", {**manifest, "checksums": checksums, "splits": splits})
     return root
 
 

@@ -38,10 +38,11 @@ def _prepare(args: argparse.Namespace) -> None:
 def _download(args: argparse.Namespace) -> None:
     import logging
 
-    from mdseg.datasets.real.download import download_dataset, extract
+    from mdseg.datasets.real.download import download_dataset, extract, parse_options
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    archives = download_dataset(args.dataset, args.out, json.loads(args.options))
+    options = parse_options(args.options, args.dataset)
+    archives = download_dataset(args.dataset, args.out, options)
     print("\n".join(map(str, archives)))
     if args.extract_to:
         print(f"extracted into {extract(archives, args.extract_to)}")
@@ -67,9 +68,12 @@ def _weights(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from mdseg.experiments import check_experiment
+    from mdseg.io import read_json
     from mdseg.train import train
 
-    experiment = json.loads(args.experiment.read_text())
+    experiment = read_json(args.experiment)
+    check_experiment(experiment, args.experiment)
     dirs = {k: args.datasets_dir / k for k in experiment["train"]}
     train(experiment, dirs, args.out, args.text_features, args.init, args.relations)
 
@@ -109,7 +113,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         workers=args.workers,
         scoring=Scoring(args.score_at, args.empty_union, args.aliases),
     ):
-        print(f"{result['experiment']} on {result['dataset']}: mIoU {result['miou']}")
+        outcome = f"skipped: {result['skipped']}" if result["skipped"] else f"mIoU {result['miou']}"
+        print(f"{result['experiment']} on {result['dataset']}: {outcome}")
 
 
 def _export_wilddash(args: argparse.Namespace) -> None:
@@ -120,9 +125,10 @@ def _export_wilddash(args: argparse.Namespace) -> None:
 
 
 def _tables(args: argparse.Namespace) -> None:
+    from mdseg.io import read_json
     from mdseg.tables.build import build_tables
 
-    config = json.loads(args.config.read_text())
+    config = read_json(args.config)
     for path in build_tables(config, args.eval_dir, args.datasets_dir, args.models_dir, args.out):
         print(path)
 
@@ -131,8 +137,9 @@ def _plan(args: argparse.Namespace) -> None:
     from mdseg import plan
     from mdseg.cluster import settings
     from mdseg.experiments import expand_experiments
+    from mdseg.io import read_json
 
-    config = json.loads(args.config.read_text())
+    config = read_json(args.config)
     cluster = settings(config)
     table = plan.read_table(cluster["throughput"])
     rows = plan.plan_rows(expand_experiments(config), cluster, table)
@@ -157,6 +164,9 @@ def _inference_options(s: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mdseg", description=__doc__)
+    p.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (default: one line)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="generate one synthetic dataset into the results contract")
@@ -175,7 +185,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("dataset")
     s.add_argument("--out", type=Path, required=True, help="folder for the archives")
     s.add_argument(
-        "--options", default="{}", help="config real.<dataset> as JSON (links, archives)"
+        "--options",
+        default="{}",
+        help="config real.<dataset> as JSON (archives, links_file, credentials_file); secrets "
+        "go in the files it names, never here",
     )
     s.add_argument("--extract-to", type=Path, default=None, help="unpack the archives here")
     s.set_defaults(func=_download)
@@ -291,13 +304,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; an expected failure is one ``error:`` line and exit status 1."""
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
-        print(f"mdseg {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"mdseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"mdseg {args.command}: error: {_message(err)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _message(err: Exception) -> str:
+    """One line for the user; any URL in it is redacted (signed links are secrets)."""
+    from mdseg.errors import EXPECTED, one_line
+    from mdseg.secrets import redact
+
+    if isinstance(err, EXPECTED):
+        return redact(one_line(err))
+    return (
+        f"{type(err).__name__}: {redact(one_line(err))} (unexpected; rerun with --debug for "
+        "the traceback, and please report it)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,23 +11,40 @@ import numpy as np
 import torch
 
 from mdseg.datasets.real.png import read_label
-from mdseg.io import IGNORE_ID, read_manifest, read_split_list
+from mdseg.errors import DamagedFile
+from mdseg.io import IGNORE_ID, REBUILD, read_manifest, read_split_list
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
 
 class SplitDataset(torch.utils.data.Dataset):
-    """One split of one prepared dataset: uint8 image and int64 label map per item."""
+    """One split of one prepared dataset: uint8 image and int64 label map per item.
+
+    Every reader of a split (training, evaluation, statistics passes) goes through here, so the
+    list is checked once, on construction, against the count and sha256 the manifest records,
+    and an empty split is refused.
+    """
 
     def __init__(self, dataset_dir: str | Path, split: str) -> None:
         self.dir = Path(dataset_dir)
-        self.manifest = read_manifest(self.dir / "manifest.json")
+        self.remedy = REBUILD.format(folder=self.dir)
+        manifest = self.dir / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(
+                f"{manifest}: not found, so {self.dir} holds no complete dataset (the manifest "
+                "is written last); check the dataset key and --datasets-dir, or build it: "
+                "mdseg prepare (or mdseg synth), or the workflow"
+            )
+        self.manifest = read_manifest(manifest)
         if split not in self.manifest["splits"]:
             raise KeyError(
                 f"{self.dir}: no split {split!r}; it has {sorted(self.manifest['splits'])}"
             )
-        self.pairs = read_split_list(self.dir / self.manifest["splits"][split]["list"])
+        entry = self.manifest["splits"][split]
+        self.pairs = read_split_list(
+            self.dir / entry["list"], entry["count"], self.manifest["checksums"][entry["list"]]
+        )
         self.classes: list[str] = self.manifest["classes"]
 
     def __len__(self) -> int:
@@ -42,18 +59,24 @@ class SplitDataset(torch.utils.data.Dataset):
         image_path, label_path = self.pairs[index]
         bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise ValueError(f"{image_path}: not a readable image")
+            raise DamagedFile(f"{image_path}: missing or not a readable image; {self.remedy}")
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        label = read_label(Path(label_path))
+        label = read_label(Path(label_path), self.remedy)
         if label.ndim != 2:
-            raise ValueError(f"{label_path}: expected a 2-D id map, got shape {label.shape}")
+            raise DamagedFile(
+                f"{label_path}: expected a 2-D id map, got shape {label.shape}; {self.remedy}"
+            )
         if label.shape != image.shape[:2]:
-            raise ValueError(f"{label_path}: label size {label.shape} != image {image.shape[:2]}")
+            raise DamagedFile(
+                f"{label_path}: label size {label.shape} != image {image.shape[:2]} of "
+                f"{image_path}; {self.remedy}"
+            )
         bad = (label >= len(self.classes)) & (label != IGNORE_ID)
         if bad.any():
-            raise ValueError(
+            raise DamagedFile(
                 f"{label_path}: ids {sorted(set(label[bad].tolist()))} are not classes "
-                f"0..{len(self.classes) - 1} of {self.dir.name} nor the ignore id {IGNORE_ID}"
+                f"0..{len(self.classes) - 1} of {self.dir.name} nor the ignore id {IGNORE_ID}; "
+                f"{self.remedy}"
             )
         return image, label
 

@@ -25,13 +25,14 @@ from tqdm import tqdm
 
 from mdseg.data import SplitDataset, same_size_batches
 from mdseg.datasets.classnames import load_aliases
+from mdseg.errors import about
 from mdseg.inference import Inference, label_scores, nearest_resized, scaled_size, split_batch
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.label_space import normalise
 from mdseg.methods import Method
 from mdseg.metrics import EMPTY_UNION, confusion, iou_from_confusion, mean_iou
 from mdseg.models.segmentor import Segmentor
-from mdseg.train import load_model, resolve_device
+from mdseg.train import REMEDY, load_model, resolve_device
 
 SCORE_AT = ("label", "inference")
 ALIASES = ("max", "one_channel")
@@ -114,13 +115,18 @@ def evaluate_many(
     scoring: Scoring | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Evaluate one saved model on prepared datasets (the workflow: one per job); write
-    ``<out_dir>/<key>.json``. ``workers`` DataLoader processes decode the images."""
+    ``<out_dir>/<key>.json``. ``workers`` DataLoader processes decode the images.
+
+    Every dataset's split is checked (manifest, list) before the model is loaded, and a model
+    file that cannot be loaded stops with its path: nothing is written then.
+    """
     torch.set_num_threads(threads)
     dev = resolve_device(device)
-    method, model, state = load_model(model_path, str(dev))
+    splits = {key: SplitDataset(Path(datasets_dir) / key, split) for key in dataset_keys}
+    with about(model_path, "a trained model (model.pt)", REMEDY["model"]):
+        method, model, state = load_model(model_path, str(dev))
     aliases = load_aliases()
-    for key in dataset_keys:
-        data = SplitDataset(Path(datasets_dir) / key, split)
+    for key, data in splits.items():
         result = evaluate_dataset(
             method,
             model,
@@ -159,7 +165,9 @@ def evaluate_dataset(
     the model (UniSeg's unseen-dataset protocol; other ground truth is ignored), and
     ``miou_all_classes`` keeps every ground-truth class, so classes the model cannot predict
     count with IoU 0 (AutoUniSeg's cross-dataset Table 3). A dataset sharing no class with the
-    model gets ``miou: null`` rather than an error, so an evaluation matrix can be complete.
+    model is skipped rather than an error, so an evaluation matrix can be complete: no image is
+    scored, ``skipped`` gives the reason, ``miou`` is null and ``miou_all_classes`` is 0 (every
+    labelled class has IoU 0). ``skipped`` is null for a dataset that was scored.
 
     The method says how its scores map to the dataset's classes (``target_matches``); the first
     mapping gives the top-level figures, further ones (e.g. a zero-shot mapping) go under
@@ -185,6 +193,7 @@ def evaluate_dataset(
     }
     primary, *others = mappings
     return {
+        "skipped": None if any(mappings.values()) else no_shared_class(data, method),
         "images": len(data),
         "classes": data.classes,
         "mapping": primary,
@@ -193,6 +202,15 @@ def evaluate_dataset(
         "scoring": asdict(scoring),
         "source": data.manifest["source"],
     }
+
+
+def no_shared_class(data: SplitDataset, method: Method) -> str:
+    """Why a dataset sharing no class with the model is skipped (its result JSON and log)."""
+    return (
+        f"no class of {data.dir.name} ({len(data.classes)} classes) matches one of the model's "
+        f"{len(method.classes)} classes by name or alias, so there is nothing to predict: miou "
+        "is null and miou_all_classes counts every labelled class as IoU 0"
+    )
 
 
 def _gt_pixels(data: SplitDataset, scored_at: Inference | None = None) -> np.ndarray:

@@ -18,11 +18,17 @@ the expanded spec.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import re
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mdseg.datasets.info import DATASETS, code_of, key_of_code
+from mdseg.errors import one_line
 from mdseg.methods import METHODS
 from mdseg.models.backbones import BACKBONES
 
@@ -68,9 +74,12 @@ def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for method, backbone, train_text, seed in itertools.product(
             entry["methods"], entry["backbones"], entry["train"], _seeds(entry, n)
         ):
-            METHODS[method]
-            BACKBONES[backbone]
-            train = parse_train_set(train_text)
+            try:
+                METHODS[method]
+                BACKBONES[backbone]
+                train = parse_train_set(train_text)
+            except (KeyError, ValueError) as err:
+                raise ValueError(f"experiments[{n}]: {one_line(err)}") from None
             exp_id = experiment_id(method, backbone, train, seed)
             if exp_id in experiments:
                 raise ValueError(f"experiments[{n}]: {exp_id} is already defined by another entry")
@@ -160,3 +169,28 @@ def datasets_used(config: dict[str, Any], experiments: dict[str, dict[str, Any]]
     """Every dataset some experiment trains or evaluates on, in registry order."""
     used = {k for e in experiments.values() for k in (*e["train"], *e["evaluate"])}
     return [k for k in DATASETS if k in used]
+
+
+@functools.cache
+def _experiment_validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(
+        resources.files("mdseg").joinpath("data/experiment.schema.yaml").read_text()
+    )
+    return Draft202012Validator(schema)
+
+
+def check_experiment(experiment: Any, source: str | Path) -> None:
+    """Refuse an experiment that the workflow's schema would refuse, naming the key in ``source``.
+
+    ``mdseg train`` runs without the workflow too, so it checks ``experiment.json`` itself with
+    the schema the workflow config's ``training`` block uses (``data/experiment.schema.yaml``).
+    """
+    errors = sorted(_experiment_validator().iter_errors(experiment), key=lambda e: e.path)
+    if errors:
+        from jsonschema.exceptions import best_match
+
+        err = best_match(errors)
+        key = ".".join(map(str, err.absolute_path)) or "(top level)"
+        raise ValueError(f"{source}: {key}: {err.message}")

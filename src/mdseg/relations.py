@@ -25,7 +25,8 @@ import torch
 
 from mdseg import distributed
 from mdseg.data import SplitDataset
-from mdseg.io import atomic_path
+from mdseg.errors import about
+from mdseg.io import atomic_path, save_torch
 from mdseg.label_space import normalise
 from mdseg.methods.cr_bce import (
     RELATION_FIELDS,
@@ -71,8 +72,7 @@ def write_relations(payload: dict[str, Any], out_dir: Path) -> list[Path]:
     """``relations.pt``, ``relations.csv`` and ``classes.csv`` of ``payload`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pt, pairs, classes = (out_dir / n for n in ("relations.pt", "relations.csv", "classes.csv"))
-    with atomic_path(pt) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, pt)
     method = ClassRelationalBCE(payload["datasets"], relations=payload)
     for path, fields, rows in (
         (pairs, RELATION_FIELDS, method.relation_rows()),
@@ -95,11 +95,12 @@ def compute_relations(
 ) -> list[Path]:
     """Eq. 7 with the model at ``model_path`` over its training splits, τ and eq. 6; rank 0
     writes the files (see the module docstring)."""
-    from mdseg.train import load_model, resolve_device  # mdseg.train imports the methods
+    from mdseg.train import REMEDY, load_model, resolve_device  # it imports the methods
 
     ctx = distributed.init(resolve_device(device))
     where = distributed.local_device(device, ctx)
-    method, model, state = load_model(model_path)
+    with about(model_path, "a trained model (model.pt)", REMEDY["model"]):
+        method, model, state = load_model(model_path)
     model.to(where)
     cfg = state["experiment"]["training"]
     torch.set_num_threads(cfg["threads"])

@@ -15,6 +15,7 @@ memory and speed.
 from __future__ import annotations
 
 import csv
+import logging
 import random
 import signal
 import time
@@ -30,8 +31,9 @@ from tqdm import tqdm
 from mdseg import distributed
 from mdseg.convergence import convergence
 from mdseg.data import Augment, SplitDataset, normalise_images
+from mdseg.errors import DamagedFile
 from mdseg.fingerprint import check_resumable, fingerprint, run_spec
-from mdseg.io import atomic_path, write_json
+from mdseg.io import atomic_path, load_torch, save_torch, stale_parts, write_json
 from mdseg.loader import RankBatches, training_batches
 from mdseg.methods import METHODS, Method
 from mdseg.methods.base import TrainRun
@@ -44,6 +46,14 @@ LOG_FIELDS = ("step", "loss", "lr", "seconds")
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # fp64 is no speed option: it trains in double precision for numerical checks (DDP equivalence)
 DTYPE = {"fp64": torch.float64}
+# what to do about a damaged input file, by kind: delete it so that its rule makes it again
+REMEDY = {
+    "checkpoint": "delete it to restart this run from step 0 (the run's other files can stay)",
+    "model": "delete it and rerun its training (snakemake makes it again)",
+    "relations": "delete it and rerun its relations rule (snakemake makes it again)",
+    "features": "delete it and rerun the encode_labels rule (snakemake makes it again)",
+}
+logger = logging.getLogger(__name__)
 
 
 def build_model(method: Method, backbone: str, weights: str | None = None) -> Segmentor:
@@ -79,7 +89,10 @@ class _StopRequest:
 
 def load_text_features(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
     """Text features of the label descriptions of ``keys`` from ``mdseg encode``'s output."""
-    stored = torch.load(path, map_location="cpu", weights_only=False)["datasets"]
+    payload = load_torch(path, "label text features", REMEDY["features"])
+    if not isinstance(payload, dict) or "datasets" not in payload:
+        raise DamagedFile(f"{path}: not a file of label text features; {REMEDY['features']}")
+    stored = payload["datasets"]
     missing = [k for k in keys if k not in stored]
     if missing:
         raise KeyError(f"{path}: no text features for {missing}; encoded: {sorted(stored)}")
@@ -130,7 +143,7 @@ def init_from(model: Segmentor, method: Method, path: Path) -> None:
     C-R BCE fine-tunes the cosine Null-BCE model: the authors' second_stage.py loads the first
     stage's ``recent149.pth`` with ``model.load_state_dict`` (strict) before training.
     """
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch(path, "a trained model (model.pt)", REMEDY["model"])
     if state["classes"] != method.classes:
         raise ValueError(
             f"{path}: predicts {len(state['classes'])} classes, not the {len(method.classes)} "
@@ -247,7 +260,7 @@ def train(
 
     splits = {k: SplitDataset(dataset_dirs[k], "train") for k in experiment["train"]}
     features = method_text_features(experiment, text_features)
-    payload = torch.load(relations, weights_only=False) if relations else None
+    payload = load_torch(relations, "class relations", REMEDY["relations"]) if relations else None
     method = build_method(experiment, {k: s.classes for k, s in splits.items()}, features, payload)
     dtype = DTYPE.get(precision, torch.float32)
     model = build_model(method, experiment["backbone"], experiment.get("weights"))
@@ -294,8 +307,11 @@ def train(
     ckpt_path = out_dir / "checkpoint.pt"
     spec = run_spec(experiment)
     step, log = 0, []
+    for part in stale_parts(ckpt_path):  # a write killed midway (kill -9, node failure)
+        logger.warning("removing %s, a checkpoint write that never finished", part)
+        part.unlink()
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = load_torch(ckpt_path, "a training checkpoint", REMEDY["checkpoint"], device)
         check_resumable(state, experiment, str(ckpt_path))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -326,21 +342,20 @@ def train(
 
     def save_checkpoint() -> None:
         if ctx.is_main:
-            with atomic_path(ckpt_path) as tmp:
-                torch.save(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "rng": _rng_state(device),
-                        "method": method.state_dict(),
-                        "step": step,
-                        "log": log,
-                        "fingerprint": fingerprint(spec),
-                        "run_spec": spec,
-                    },
-                    tmp,
-                )
+            save_torch(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": _rng_state(device),
+                    "method": method.state_dict(),
+                    "step": step,
+                    "log": log,
+                    "fingerprint": fingerprint(spec),
+                    "run_spec": spec,
+                },
+                ckpt_path,
+            )
             write_log(out_dir / "train_log.csv", log)
         distributed.barrier(ctx)
 
@@ -424,22 +439,8 @@ def _write_model(
     out_dir: Path,
     text_features: dict[str, torch.Tensor] | None,
 ) -> Path:
+    """Write the run's outputs, ``model.pt`` last: a run that fails midway leaves no model."""
     write_log(out_dir / "train_log.csv", log)
-    model_path = out_dir / "model.pt"
-    with atomic_path(model_path) as tmp:
-        torch.save(
-            {
-                "experiment": experiment,
-                "method": method.name,
-                "classes": method.classes,
-                "dataset_classes": method.dataset_classes,
-                "method_state": method.state_dict(),
-                "text_features": text_features,
-                "backbone_init": model.backbone.init,
-                "state_dict": model.state_dict(),
-            },
-            tmp,
-        )
     artefacts = method.write_artefacts(model, out_dir)
     write_json(
         out_dir / "summary.json",
@@ -452,6 +453,20 @@ def _write_model(
             "convergence": convergence([row["loss"] for row in log]),
             "artefacts": [p.name for p in artefacts],
         },
+    )
+    model_path = out_dir / "model.pt"
+    save_torch(
+        {
+            "experiment": experiment,
+            "method": method.name,
+            "classes": method.classes,
+            "dataset_classes": method.dataset_classes,
+            "method_state": method.state_dict(),
+            "text_features": text_features,
+            "backbone_init": model.backbone.init,
+            "state_dict": model.state_dict(),
+        },
+        model_path,
     )
     return model_path
 
@@ -467,7 +482,7 @@ def write_log(path: Path, log: list[dict[str, float]]) -> None:
 
 def load_model(path: Path, device: str = "cpu") -> tuple[Method, Segmentor, dict[str, Any]]:
     """Rebuild the method and network saved by :func:`train`, weights included."""
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = load_torch(path, "a trained model (model.pt)", REMEDY["model"], device)
     exp = state["experiment"]
     method = build_method(exp, state["dataset_classes"], state.get("text_features"))
     method.load_state_dict(state["method_state"])

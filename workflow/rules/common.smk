@@ -1,5 +1,8 @@
 import json
 
+from snakemake.exceptions import WorkflowError
+
+from mdseg.errors import one_line
 from mdseg.experiments import datasets_used, expand_experiments
 from mdseg.datasets.info import DATASETS
 from mdseg.methods import METHODS
@@ -10,7 +13,13 @@ from mdseg.tables.reference import REFERENCE_TABLES
 CONDA_ENV = f"../../envs/{config.get('conda_env', 'cpu')}.yaml"
 PLOTTED_TABLES = [t for t in REFERENCE_TABLES if TABLES[t].row]
 
-EXPERIMENTS = expand_experiments(config)
+try:
+    EXPERIMENTS = expand_experiments(config)
+except (
+    KeyError,
+    ValueError,
+) as err:  # one line naming the entry, as the schema's errors
+    raise WorkflowError(f"config experiments: {one_line(err)}") from None
 DATASET_KEYS = datasets_used(config, EXPERIMENTS)
 TRAINING_KEYS = sorted({k for e in EXPERIMENTS.values() for k in e["train"]})
 

@@ -1,4 +1,9 @@
+from snakemake.exceptions import WorkflowError
+
 from mdseg.cluster import prepare_resources
+from mdseg.datasets.real.download import DownloadError, checked_options
+from mdseg.datasets.real.registry import REAL_DATASETS
+from mdseg.errors import one_line
 
 if config["benchmark"] == "synthetic":
 
@@ -32,6 +37,15 @@ else:
     # results/); labels, split lists and the manifest go to results/datasets/<ds>/
     DATA_ROOT = config.get("data_root", "data")
     REAL = config.get("real", {})
+
+    # refuse unknown keys and archive names, and inline links, before any job: the options go
+    # into each fetch job's shell command, which Snakemake echoes and keeps under .snakemake/
+    for key, options in REAL.items():
+        if key in REAL_DATASETS:
+            try:
+                checked_options(REAL_DATASETS[key], options)
+            except DownloadError as err:
+                raise WorkflowError(f"config {one_line(err)}") from None
 
     # downloads run on the submitting machine: compute nodes often cannot reach the servers
     localrules:

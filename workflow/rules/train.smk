@@ -46,8 +46,10 @@ rule train:
         sources=lambda wc, input: " ".join(
             f"--{key} {input[key]}" for key in ("init", "relations") if input[key]
         ),
+    # exec: at SLURM's signal the shell would die at once and Snakemake end the job step,
+    # killing training before its checkpoint is written; Snakemake must wait for training
     shell:
-        "{params.launch} train --experiment {input.spec} --datasets-dir results/datasets"
+        "exec {params.launch} train --experiment {input.spec} --datasets-dir results/datasets"
         " --out results/models/{wildcards.experiment} {params.text_features} {params.sources}"
         " > {log} 2>&1"
 

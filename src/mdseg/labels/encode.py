@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from mdseg.datasets.classnames import load_classnames
-from mdseg.io import atomic_path
+from mdseg.io import save_torch
 from mdseg.labels.descriptions import describe
 from mdseg.labels.encoders import TextEncoder
 
@@ -37,5 +36,4 @@ def encode_datasets(
         "dim": encoder.dim,
         "datasets": datasets,
     }
-    with atomic_path(out_path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, out_path)

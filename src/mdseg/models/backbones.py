@@ -8,6 +8,7 @@ import timm
 import torch
 from torch import nn
 
+from mdseg.errors import about
 from mdseg.registry import Registry
 from mdseg.weights import IMAGENET, cached_imagenet_file, imagenet_id, imagenet_source
 
@@ -56,8 +57,9 @@ def load_weights(module: nn.Module, path: Path) -> str:
     """
     if not path.is_file():
         raise FileNotFoundError(f"backbone weights {path}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state.get("model", state))
+    with about(path, "backbone weights (a torch state dict)", "check backbones.<name>.weights"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state.get("model", state))
     own = module.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:

@@ -9,6 +9,8 @@ flagged in ``note``.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +20,15 @@ import numpy as np
 import pandas as pd
 
 from mdseg.experiments import expand_experiments
-from mdseg.io import atomic_path, read_manifest
+from mdseg.io import atomic_path, read_manifest, read_table
 from mdseg.tables.claims import check_claims
 from mdseg.tables.plots import plot_claims, plot_paper_vs_ours, plot_training_curves
 from mdseg.tables.reference import REFERENCE_TABLES, load_reference
 from mdseg.tables.results import (
     AUTOUNISEG_TRAIN,
     AUTOUNISEG_UNSEEN,
+    RERUN_RELATIONS,
+    RERUN_TRAINING,
     UNISEG_TRAIN,
     Results,
     load_results,
@@ -272,7 +276,7 @@ def multi_label_pairs(ref: pd.DataFrame, ctx: Context) -> pd.DataFrame:
     runs = sorted(Path(ctx.models_dir or "").glob("cr_bce-*-C+I+B+M/relations.csv"))
     if not runs:
         return table.assign(ours=np.nan, ours_score=np.nan, ours_experiments="")
-    rel = pd.concat([pd.read_csv(p).assign(experiment=p.parent.name) for p in runs])
+    rel = pd.concat([read_table(p, RERUN_RELATIONS).assign(experiment=p.parent.name) for p in runs])
     ours = rel.groupby(["class", "related_class"]).agg(
         ours_score=("score", "max"),
         ours_experiments=("experiment", lambda e: ";".join(sorted(set(e)))),
@@ -289,9 +293,29 @@ def build_tables(
     cfg: dict[str, Any], eval_dir: Path, datasets_dir: Path, models_dir: Path, out_dir: Path
 ) -> list[Path]:
     """Write ``<paper>_<table>.csv`` for every reference table and a PNG for the numeric ones,
-    the claims (``claims.csv`` and its summary figure ``claims.png``) and taxonomy recovery."""
+    the claims (``claims.csv`` and its summary figure ``claims.png``) and taxonomy recovery.
+
+    All of them are built in a staging folder beside ``out_dir`` and moved in at the end, so a
+    bad input (a damaged result or log) leaves the tables of the last good run as they were.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as staging:
+        built = _build_tables(cfg, eval_dir, datasets_dir, models_dir, Path(staging))
+        out_dir.mkdir(exist_ok=True)
+        for path in built:
+            os.replace(path, out_dir / path.name)
+    return [out_dir / path.name for path in built]
+
+
+def _build_tables(
+    cfg: dict[str, Any], eval_dir: Path, datasets_dir: Path, models_dir: Path, out_dir: Path
+) -> list[Path]:
     ctx = Context(Results(load_results(eval_dir)), cfg, Path(datasets_dir), Path(models_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    logs = {
+        p.parent.name: read_table(p, RERUN_TRAINING)
+        for p in sorted(Path(models_dir).glob("*/train_log.csv"))
+    }
     written = []
     for name in REFERENCE_TABLES:
         spec = TABLES[name]
@@ -317,7 +341,6 @@ def build_tables(
         written.append(path)
     plot_claims(claims, out_dir / "claims.png")
     written.append(out_dir / "claims.png")
-    logs = {p.parent.name: pd.read_csv(p) for p in sorted(Path(models_dir).glob("*/train_log.csv"))}
     if logs:
         curves = out_dir / "training_curves.png"
         plot_training_curves(logs, curves)

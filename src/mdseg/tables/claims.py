@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 
 from mdseg.experiments import parse_experiment_id
+from mdseg.io import read_table
 from mdseg.tables.results import (
     AUTOUNISEG_TRAIN,
     AUTOUNISEG_UNSEEN,
+    RERUN_RELATIONS,
     UNISEG_TRAIN,
     UNISEG_UNSEEN,
     Results,
@@ -144,7 +146,7 @@ def relation_generated(
             return None
         figures, found = [], False
         for path in paths:
-            rel = pd.read_csv(path)
+            rel = read_table(path, RERUN_RELATIONS)
             hit = rel[(rel["class"] == primary) & (rel["related_class"] == secondary)]
             found |= not hit.empty
             scores = ", ".join(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mdseg.experiments import parse_experiment_id, parse_train_set
+from mdseg.io import read_json
 
 # the papers' training and unseen datasets, as their tables group them
 UNISEG_TRAIN = ["cityscapes", "idd", "bdd", "mapillary"]
@@ -32,6 +32,11 @@ COLUMNS = [
 ]
 
 
+RERUN_TRAINING = "delete it and rerun its train rule"
+RERUN_RELATIONS = "delete it and rerun its relations rule"
+RESULT_KEYS = ("experiment", "dataset", "backbone_init", "source", "miou")
+
+
 def load_results(eval_dir: Path) -> pd.DataFrame:
     """One row per ``results/eval/<experiment>/<dataset>.json`` and evaluation variant.
 
@@ -40,7 +45,13 @@ def load_results(eval_dir: Path) -> pd.DataFrame:
     """
     rows = []
     for path in sorted(Path(eval_dir).glob("*/*.json")):
-        result = json.loads(path.read_text())
+        result = read_json(path)
+        missing = [k for k in RESULT_KEYS if not isinstance(result, dict) or k not in result]
+        if missing:
+            raise ValueError(
+                f"{path}: not an evaluation result, it lacks {missing}; delete it and rerun its "
+                "evaluate rule"
+            )
         try:
             method, backbone, train, seed = parse_experiment_id(result["experiment"])
         except ValueError as err:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from mdseg.io import read_table
+
 COLUMNS = [
     "phase",
     "start",
@@ -95,12 +97,15 @@ def plot_stages(runs: dict[str, pd.DataFrame], logs: dict[str, pd.DataFrame], pa
     return Path(path)
 
 
+_RERUN = "delete it and rerun its train rule"
+
+
 def collect_stages(models_dir: Path) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     """Every run's ``stages.csv`` and ``train_log.csv`` under ``models_dir``, by experiment."""
     runs, logs = {}, {}
     for path in sorted(Path(models_dir).glob("*/stages.csv")):
-        runs[path.parent.name] = pd.read_csv(path)
-        logs[path.parent.name] = pd.read_csv(path.parent / "train_log.csv")
+        runs[path.parent.name] = read_table(path, _RERUN)
+        logs[path.parent.name] = read_table(path.parent / "train_log.csv", _RERUN)
     return runs, logs
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mdseg.datasets.classnames import load_classnames
-from mdseg.datasets.real.convert import Item, UnknownLabels, locate
+from mdseg.datasets.real.convert import Item, UnknownLabels, check_channels, locate
 from mdseg.datasets.real.png import read_label
 from mdseg.io import IGNORE_ID
 
@@ -85,7 +85,9 @@ class ColourConverter:
         return camvid_layout(root, splits)
 
     def convert(self, item: Item) -> np.ndarray:
-        rgb = read_label(item.label)[..., :3].astype(np.uint32)
+        raw = read_label(item.label)
+        check_channels(item.label, raw, colour=True)
+        rgb = raw[..., :3].astype(np.uint32)
         code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
         codes, ids = _codes()
         pos = np.minimum(np.searchsorted(codes, code), len(codes) - 1)

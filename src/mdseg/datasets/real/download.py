@@ -1,9 +1,15 @@
-"""Fetch a real dataset's archives: resumable HTTP, checksum-verified, never half-done-looking.
+"""Fetch a real dataset's archives: resumable HTTP, verified, never half-done-looking.
 
 Bytes go to ``<file>.part``; an interrupted transfer resumes from its size with an HTTP Range
-request, and the file gets its final name only once complete and matching its published
-checksum. How each dataset is reached (open URL, Cityscapes login, WildDash login, personal
-link) is a registry of fetch functions keyed by ``RealDataset.access``.
+request. The file gets its final name only once complete, not an HTML page or an empty body, and
+matching its published md5; where none is published, a record ``<file>.sha256`` (size and
+sha256) is written beside it at completion. A file found under its final name is trusted only
+if it matches one of the two. How each dataset is reached (open URL, Cityscapes login, WildDash
+login, personal link) is a registry of fetch functions keyed by ``RealDataset.access``.
+
+Secrets never pass through arguments or logs: personal links come from a ``links_file``,
+passwords from a credentials file or the environment, and every URL in a message is redacted
+(:mod:`mdseg.secrets`).
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import http.client
 import http.cookiejar
+import json
 import logging
 import os
 import re
@@ -19,24 +27,40 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
 from tqdm import tqdm
 from tqdm.utils import CallbackIOWrapper
 
 from mdseg.datasets.real.registry import Archive, RealDataset, real_dataset
+from mdseg.errors import MdsegError
+from mdseg.io import atomic_path, sha256, write_json
+from mdseg.secrets import host, redact, redact_url
 
 CHUNK = 1 << 20
+TIMEOUT = 60  # seconds without an answer before a request fails
+WILDDASH_LOGIN = "https://wilddash.cc/accounts/login"
+RECORD = ".sha256"  # suffix of the record of a completed download without a published md5
 log = logging.getLogger(__name__)
 
+# the keys of config real.<ds> (and of --options) each way of access reads
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "open": ("archives", "links_file"),
+    "link": ("archives", "links_file"),
+    "cityscapes": ("archives", "credentials_file"),
+    "wilddash": ("archives",),
+}
 
-class DownloadError(RuntimeError):
+
+class DownloadError(MdsegError):
     """A download that cannot complete (bad checksum, server error, missing credentials)."""
 
 
@@ -48,66 +72,223 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def parse_options(text: str, key: str) -> dict[str, Any]:
+    """``--options`` of dataset ``key``: a JSON object (config ``real.<key>``)."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DownloadError(
+            f"--options: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+            f"give config real.{key} as a JSON object, e.g. "
+            '\'{"archives": {"<archive name>": "<path>"}}\''
+        ) from None
+    if not isinstance(options, dict):
+        raise DownloadError(
+            f"--options: expected a JSON object (config real.{key}), got a {type(options).__name__}"
+        )
+    return options
+
+
+def record_path(dest: Path) -> Path:
+    """Where the size and sha256 of the completed download ``dest`` are recorded."""
+    return dest.with_name(dest.name + RECORD)
+
+
 def fetch(
     url: str,
     dest: Path,
     *,
     md5: str | None = None,
     opener: urllib.request.OpenerDirector | None = None,
+    dataset: str = "<dataset>",
 ) -> Path:
-    """Download ``url`` to ``dest``, resuming ``dest.part``; verify ``md5`` before renaming.
+    """Download ``url`` to ``dest``, resuming ``dest.part``; verify before renaming.
 
-    A complete ``dest`` is kept as is. A size short of Content-Length, or a checksum mismatch,
-    raises ``DownloadError`` and never produces ``dest`` (a bad ``.part`` is deleted so the next
-    try starts clean).
+    A file already under ``dest`` is verified (:func:`trusted`), never fetched again. A size
+    short of Content-Length keeps ``dest.part`` for the next try; an HTML page, an empty body
+    or a checksum mismatch deletes it, and none of them ever produces ``dest``.
     """
     dest = Path(dest)
     if dest.is_file():
-        return dest
+        return trusted(dest, md5, dataset)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    open_url = (opener or urllib.request.build_opener()).open
+    log.info("downloading %s from %s", dest.name, redact_url(url))
+    _transfer(url, part, (opener or urllib.request.build_opener()).open)
     try:
-        response = open_url(request, timeout=60)
-    except urllib.error.HTTPError as err:
-        if err.code != 416:  # 416: the .part already holds every byte
-            raise DownloadError(f"{url}: HTTP {err.code} {err.reason}") from None
-        response = None
-    except OSError as err:
-        raise DownloadError(f"{url}: {err}") from None
-    if response is not None:
-        with response:
-            if have and response.status != 206:  # server ignored Range: start over
-                have = 0
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length is not None else None
-            mode = "ab" if have else "wb"
-            with (
-                open(part, mode) as out,
-                tqdm(
-                    total=total,
-                    initial=have,
-                    unit="B",
-                    unit_scale=True,
-                    desc=dest.name,
-                    disable=None,
-                ) as bar,
-            ):
-                for chunk in iter(lambda: response.read(CHUNK), b""):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-            size = part.stat().st_size
-            if total is not None and size < total:
-                raise DownloadError(
-                    f"{url}: transfer ended at {size} of {total} bytes; rerun to resume {part}"
-                )
-    if md5 is not None and (got := md5sum(part)) != md5:
+        _check_body(part, url)
+        if md5 is not None and (got := md5sum(part)) != md5:
+            raise DownloadError(
+                f"{redact_url(url)}: {dest.name} has md5 {got}, not the published {md5} (the "
+                "server sent another file or damaged it); nothing was kept, rerun to download "
+                "it again"
+            )
+    except DownloadError:
         part.unlink()
-        raise DownloadError(f"{dest.name}: md5 {got} does not match the published {md5}")
+        raise
+    if md5 is None:
+        write_json(record_path(dest), {"name": dest.name, **_fingerprint(part)})
     os.replace(part, dest)
     return dest
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": sha256(path)}
+
+
+def trusted(dest: Path, md5: str | None, dataset: str = "<dataset>") -> Path:
+    """``dest`` if it matches its published ``md5``, or else the record of its download.
+
+    A file without either cannot be told from a login page saved by an earlier version or a
+    copy cut short, so it is refused with the two ways out.
+    """
+    if md5 is not None:
+        if (got := md5sum(dest)) != md5:
+            raise DownloadError(
+                f"{dest}: md5 {got} does not match the published {md5} (damaged, cut short or "
+                "another version); delete it and rerun to download it again"
+            )
+        return dest
+    record = record_path(dest)
+    if not record.is_file():
+        raise DownloadError(
+            f"{dest}: no checksum is published and no record {record.name} shows that mdseg "
+            "completed this download, so it is not trusted; delete it to download it again, or "
+            f"set real.{dataset}.archives.{dest.name} to its path to use it as it is"
+        )
+    try:
+        want = json.loads(record.read_text(encoding="utf-8"))
+        size, digest = int(want["size"]), str(want["sha256"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise DownloadError(
+            f"{record}: not a download record ({type(err).__name__}); delete it and {dest.name} "
+            "and rerun to download it again"
+        ) from None
+    got = _fingerprint(dest) if dest.stat().st_size == size else {"size": dest.stat().st_size}
+    if got != {"size": size, "sha256": digest}:
+        what = "sha256" if got["size"] == size else f"size {got['size']} bytes"
+        raise DownloadError(
+            f"{dest}: its {what} differs from {record.name}, recorded when the download "
+            f"completed (the file was changed or cut short); delete both and rerun to download "
+            "it again"
+        )
+    return dest
+
+
+def _transfer(url: str, part: Path, open_url: Callable[..., Any]) -> None:
+    """Append the rest of ``url`` to ``part`` (a Range request when ``part`` has bytes)."""
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    response = _open(open_url, request, resumed=have > 0)
+    if response is None:  # 416: the .part already holds every byte
+        return
+    with response:
+        if response.headers.get_content_type() == "text/html":
+            raise DownloadError(_html(url, "Content-Type text/html"))
+        if have and response.status != 206:  # server ignored Range: start over
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with (
+            open(part, "ab" if have else "wb") as out,
+            tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, desc=part.name, disable=None
+            ) as bar,
+        ):
+            while chunk := _read(response, url, part):
+                try:
+                    out.write(chunk)
+                except OSError as err:
+                    raise OSError(
+                        err.errno, f"{part}: {err.strerror}; free space and rerun to resume"
+                    ) from err
+                bar.update(len(chunk))
+    size = part.stat().st_size
+    if total is not None and size < total:
+        raise DownloadError(
+            f"{redact_url(url)}: transfer ended at {size} of {total} bytes; rerun to resume {part}"
+        )
+
+
+def _read(response: Any, url: str, part: Path) -> bytes:
+    try:
+        return response.read(CHUNK)
+    except (OSError, http.client.HTTPException) as err:
+        raise DownloadError(
+            f"transfer from {host(url)} stopped ({type(err).__name__}: {redact(str(err))}) for "
+            f"{redact_url(url)}; rerun to resume {part}"
+        ) from None
+
+
+def _open(open_url: Callable[..., Any], request: urllib.request.Request, resumed: bool) -> Any:
+    """``open_url(request)``, its failures as ``DownloadError`` naming the host and the URL."""
+    url = request.full_url
+    try:
+        return open_url(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as err:
+        if resumed and err.code == 416:
+            return None
+        raise DownloadError(_refusal(url, err.code, err.reason)) from None
+    except (OSError, http.client.HTTPException) as err:  # URLError is an OSError
+        reason = getattr(err, "reason", err)
+        raise DownloadError(
+            f"cannot reach {host(url)} ({redact(str(reason))}) to fetch {redact_url(url)}; check "
+            "the network (proxy, firewall; compute nodes often have none) and the host name"
+        ) from None
+
+
+def _refusal(url: str, code: int, reason: str) -> str:
+    if code in (401, 403):
+        advice = "access denied: the link expired or needs a login; request a new link or check "
+        advice += "the credentials, then rerun"
+    elif code in (404, 410):
+        advice = "no such file: check the link (real.<dataset>.links_file) or the URL"
+    else:
+        advice = "the server failed; rerun later"
+    return f"HTTP {code} {reason} from {redact_url(url)}: {advice}"
+
+
+def _html(url: str, sign: str) -> str:
+    return (
+        f"{redact_url(url)}: the server sent an HTML page ({sign}), not the archive: a login "
+        "page, an error page or an expired link; check the credentials or request a new link, "
+        "then rerun (nothing was kept)"
+    )
+
+
+def _looks_html(head: bytes) -> bool:
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+def _check_body(path: Path, url: str) -> None:
+    """Refuse an empty body or an HTML page (by its first bytes) fetched from ``url``."""
+    if path.stat().st_size == 0:
+        raise DownloadError(
+            f"{redact_url(url)}: the server sent an empty body (0 bytes) for {path.name}; "
+            "check the link and rerun (nothing was kept)"
+        )
+    with open(path, "rb") as fh:
+        if _looks_html(fh.read(512)):
+            raise DownloadError(_html(url, "it starts with <html"))
+
+
+def _local(path: Path, archive: Archive, ds: RealDataset) -> Path:
+    """An archive the user downloaded (``real.<ds>.archives``), verified as far as possible."""
+    key = f"real.{ds.key}.archives.{archive.name}"
+    if not path.is_file():
+        raise DownloadError(f"{key}: no file at {path}")
+    if archive.md5 is not None and (got := md5sum(path)) != archive.md5:
+        raise DownloadError(
+            f"{path} ({key}): md5 {got} does not match the published {archive.md5}; "
+            "download it again"
+        )
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if not head or _looks_html(head):
+        what = "empty" if not head else "an HTML page (a login or error page)"
+        raise DownloadError(f"{path} ({key}): the file is {what}, not {archive.name}")
+    return path
 
 
 def _needs(ds: RealDataset, what: str, key: str) -> DownloadError:
@@ -117,76 +298,148 @@ def _needs(ds: RealDataset, what: str, key: str) -> DownloadError:
     )
 
 
+def _known_names(ds: RealDataset, names: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(names) - {a.name for a in ds.archives})
+    if unknown:
+        raise DownloadError(
+            f"{where}: {ds.key} has no archive {', '.join(map(repr, unknown))}; its archives: "
+            f"{', '.join(a.name for a in ds.archives)}"
+        )
+
+
+def checked_options(ds: RealDataset, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` (config ``real.<ds>``) with every key and archive name known, or refused.
+
+    A misspelled key or archive name would otherwise be ignored and the public URL fetched.
+    Inline ``links`` are refused: a secret in the options shows in the shell command and logs.
+    """
+    if "links" in options:
+        raise DownloadError(
+            f"real.{ds.key}.links: personal links are secrets and would show in the workflow's "
+            "shell commands and logs; move them to a file outside the repository (one "
+            f"`<archive name>: <URL>` per line) and set real.{ds.key}.links_file to its path"
+        )
+    known = OPTIONS[ds.access]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise DownloadError(
+            f"real.{ds.key} (--options): unknown key {', '.join(map(repr, unknown))}; known "
+            f"for {ds.key}: {', '.join(known)}"
+        )
+    for key in ("links_file", "credentials_file"):
+        if key in options and not isinstance(options[key], str):
+            raise DownloadError(f"real.{ds.key}.{key}: expected a file path")
+    archives = options.get("archives") or {}
+    if not isinstance(archives, dict) or not all(isinstance(v, str) for v in archives.values()):
+        raise DownloadError(f"real.{ds.key}.archives: expected archive name: file path pairs")
+    _known_names(ds, archives, f"real.{ds.key}.archives")
+    return dict(options)
+
+
+def _links(ds: RealDataset, options: Mapping[str, Any]) -> dict[str, str]:
+    """The personal links of ``real.<ds>.links_file``: a YAML (or JSON) archive name -> URL."""
+    if "links_file" not in options:
+        return {}
+    path = Path(options["links_file"]).expanduser()
+    form = "write one `<archive name>: <URL>` per line"
+    if not path.is_file():
+        raise DownloadError(f"real.{ds.key}.links_file: no file at {path}; {form}")
+    try:
+        links = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DownloadError(f"{path}: not UTF-8 text; {form}") from None
+    except yaml.YAMLError as err:  # its message quotes the line, which holds a secret
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise DownloadError(f"{path}: not valid YAML{where}; {form}") from None
+    if not isinstance(links, dict) or not all(isinstance(v, str) for v in links.values()):
+        raise DownloadError(f"{path}: expected archive name: URL pairs; {form}")
+    _known_names(ds, links, str(path))
+    return links
+
+
 def _linked_archives(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path]:
-    """Each archive from disk (``archives``), a personal link (``links``) or its public URL."""
+    """Each archive from disk (``archives``), a personal link (``links_file``) or its URL."""
     paths = []
-    links, local = options.get("links") or {}, options.get("archives") or {}
+    links, local = _links(ds, options), options.get("archives") or {}
     for archive in ds.archives:
         if archive.name in local:
-            path = Path(local[archive.name])
-            if not path.is_file():
-                raise DownloadError(f"real.{ds.key}.archives.{archive.name}: no file at {path}")
-            paths.append(_verified(path, archive))
-        elif archive.name in links:
-            paths.append(fetch(links[archive.name], dest / archive.name, md5=archive.md5))
-        elif archive.url:
-            paths.append(fetch(archive.url, dest / archive.name, md5=archive.md5))
+            paths.append(_local(Path(local[archive.name]).expanduser(), archive, ds))
+        elif url := links.get(archive.name, archive.url):
+            paths.append(fetch(url, dest / archive.name, md5=archive.md5, dataset=ds.key))
         else:
             raise _needs(
                 ds,
                 f"{archive.name} comes from a personal download link",
-                f"real.{ds.key}.links.{archive.name} (a URL) or "
+                f"real.{ds.key}.links_file (a file with the line `{archive.name}: <URL>`) or "
                 f"real.{ds.key}.archives.{archive.name} (a downloaded file)",
             )
     return paths
 
 
-def _verified(path: Path, archive: Archive) -> Path:
-    if archive.md5 is not None and (got := md5sum(path)) != archive.md5:
-        raise DownloadError(f"{path}: md5 {got} does not match the published {archive.md5}")
-    return path
+def _credentials(ds: RealDataset, options: Mapping[str, Any]) -> Path | None:
+    """``real.cityscapes.credentials_file``, checked for its two fields (never shown)."""
+    if not options.get("credentials_file"):
+        return None
+    creds = Path(options["credentials_file"]).expanduser().resolve()
+    key = f"real.{ds.key}.credentials_file"
+    if not creds.is_file():
+        raise DownloadError(f'{key}: no file at {creds}; write {{"username": …, "password": …}}')
+    try:
+        fields = json.loads(creds.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        fields = None
+    if not isinstance(fields, dict) or not {"username", "password"} <= set(fields):
+        raise DownloadError(f"{creds} ({key}): expected a JSON object with username and password")
+    return creds
 
 
 def _cityscapes(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path]:
     """Cityscapes packages via the ``csDownload`` tool of the ``cityscapesscripts`` package.
 
     ``csDownload`` reads a credentials file (``credentials_file``: JSON with username and
-    password) or prompts; the password never passes through our arguments or logs.
+    password) or prompts; the password never passes through our arguments or logs. What it
+    leaves under a final name is trusted only if it matches the published md5.
     """
     local = options.get("archives") or {}
-    if all(a.name in local for a in ds.archives):
-        return [_verified(Path(local[a.name]), a) for a in ds.archives]
-    tool = shutil.which("csDownload")
-    if tool is None:
-        raise DownloadError(
-            "cityscapes: the csDownload tool is missing; install it with "
-            "`pip install cityscapesscripts` (or set real.cityscapes.archives to the zips)"
-        )
-    dest.mkdir(parents=True, exist_ok=True)
-    names = [a.name for a in ds.archives if not (dest / a.name).is_file()]
-    if names:
+    needed = [a.name for a in ds.archives if a.name not in local and not (dest / a.name).is_file()]
+    if needed:
+        creds = _credentials(ds, options)
+        tool = shutil.which("csDownload")
+        if tool is None:
+            raise DownloadError(
+                "cityscapes: the csDownload tool is missing; install it with "
+                "`pip install cityscapesscripts` (or set real.cityscapes.archives to the zips)"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as home:
             env = dict(os.environ)
-            if options.get("credentials_file"):
+            if creds is not None:
                 # csDownload looks for $XDG_DATA_HOME/cityscapesscripts/credentials.json
-                creds = Path(options["credentials_file"]).expanduser().resolve()
-                if not creds.is_file():
-                    raise DownloadError(f"real.cityscapes.credentials_file: no file at {creds}")
                 (Path(home) / "cityscapesscripts").mkdir()
                 (Path(home) / "cityscapesscripts" / "credentials.json").symlink_to(creds)
                 env["XDG_DATA_HOME"] = home
-            subprocess.run([tool, "-d", str(dest), "-r", *names], check=True, env=env)
-    return [_verified(dest / a.name, a) for a in ds.archives]
+            done = subprocess.run([tool, "-d", str(dest), "-r", *needed], env=env, check=False)
+        if done.returncode != 0:
+            raise DownloadError(
+                f"cityscapes: csDownload exited with status {done.returncode} (its output is "
+                "above); check the username and password in real.cityscapes.credentials_file "
+                f"(an account from {ds.register}) and the network, then rerun"
+            )
+    return [
+        _local(Path(local[a.name]).expanduser(), a, ds)
+        if a.name in local
+        else trusted(dest / a.name, a.md5, ds.key)
+        for a in ds.archives
+    ]
 
 
-def _wilddash(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path]:
-    """Log in to wilddash.cc with ``WILDDASH_USERNAME``/``WILDDASH_PASSWORD``, then fetch.
+def _wilddash_login(ds: RealDataset) -> urllib.request.OpenerDirector:
+    """An opener logged in to wilddash.cc with ``WILDDASH_USERNAME``/``WILDDASH_PASSWORD``.
 
-    Both WildDash versions: v1's ``wd_both_01.zip`` and ``wd_val_01.zip``, v2's public archive.
+    A refused login answers with the login form again (status 200), so the answer is checked
+    for a password field.
     """
-    local = options.get("archives") or {}
-    if all(a.name in local for a in ds.archives):
-        return [_verified(Path(local[a.name]), a) for a in ds.archives]
     user, password = os.environ.get("WILDDASH_USERNAME"), os.environ.get("WILDDASH_PASSWORD")
     if not user or not password:
         raise _needs(
@@ -198,16 +451,40 @@ def _wilddash(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path
     opener = urllib.request.build_opener(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
     )
-    login = "https://wilddash.cc/accounts/login"
-    with opener.open(login, timeout=60) as page:
+    login = WILDDASH_LOGIN
+    with _open(opener.open, urllib.request.Request(login), resumed=False) as page:
         token = re.search(rb"csrfmiddlewaretoken['\"]? value=['\"]([^'\"]+)", page.read())
     if token is None:
         raise DownloadError(f"{ds.key}: no CSRF token on {login}; the login page changed")
     form = urllib.parse.urlencode(
         {"username": user, "password": password, "csrfmiddlewaretoken": token.group(1).decode()}
     ).encode()
-    opener.open(urllib.request.Request(login, data=form, headers={"Referer": login}), timeout=60)
-    return [fetch(a.url, dest / a.name, md5=a.md5, opener=opener) for a in ds.archives if a.url]
+    post = urllib.request.Request(login, data=form, headers={"Referer": login})
+    with _open(opener.open, post, resumed=False) as answer:
+        refused = re.search(rb"<input[^>]+name=['\"]?password\b", answer.read(), re.IGNORECASE)
+    if refused:
+        raise DownloadError(
+            f"{ds.key}: the login at {redact_url(login)} was refused (the site answered with its "
+            "login form again); check WILDDASH_USERNAME and WILDDASH_PASSWORD (an account from "
+            f"{ds.register}) and rerun"
+        )
+    return opener
+
+
+def _wilddash(ds: RealDataset, dest: Path, options: dict[str, Any]) -> list[Path]:
+    """Log in to wilddash.cc (only if an archive is missing), then fetch.
+
+    Both WildDash versions: v1's ``wd_both_01.zip`` and ``wd_val_01.zip``, v2's public archive.
+    """
+    local = options.get("archives") or {}
+    needed = [a for a in ds.archives if a.name not in local and not (dest / a.name).is_file()]
+    opener = _wilddash_login(ds) if needed else None
+    return [
+        _local(Path(local[a.name]).expanduser(), a, ds)
+        if a.name in local
+        else fetch(str(a.url), dest / a.name, md5=a.md5, opener=opener, dataset=ds.key)
+        for a in ds.archives
+    ]
 
 
 ACCESS: dict[str, Callable[[RealDataset, Path, dict[str, Any]], list[Path]]] = {
@@ -218,10 +495,10 @@ ACCESS: dict[str, Callable[[RealDataset, Path, dict[str, Any]], list[Path]]] = {
 }
 
 
-def download_dataset(key: str, dest: Path, options: dict[str, Any] | None = None) -> list[Path]:
+def download_dataset(key: str, dest: Path, options: Mapping[str, Any] | None = None) -> list[Path]:
     """Fetch every archive of ``key`` into ``dest``; ``options`` is ``config.real.<key>``."""
     ds = real_dataset(key)
-    return ACCESS[ds.access](ds, Path(dest), options or {})
+    return ACCESS[ds.access](ds, Path(dest), checked_options(ds, options or {}))
 
 
 _TARS = (".tar", ".tar.gz", ".tgz")
@@ -251,7 +528,8 @@ def extract(archives: list[Path], dest: Path) -> Path:
         for inner in _unpack(path, dest):
             _unpack(inner, inner.parent)
             inner.unlink()
-    marker.write_text("\n".join(p.name for p in archives) + "\n")
+    with atomic_path(marker) as tmp:
+        tmp.write_text("\n".join(p.name for p in archives) + "\n")
     return dest
 
 

@@ -20,6 +20,8 @@ from mdseg.datasets.real.convert import (
     Item,
     apply_lut,
     build_lut,
+    check_channels,
+    first_few,
     label_pairs,
     locate,
 )
@@ -40,7 +42,9 @@ class IdMapConverter:
         return self.layout(root, splits)
 
     def convert(self, item: Item) -> np.ndarray:
-        return apply_lut(read_label(item.label), self.lut)
+        raw = read_label(item.label)
+        check_channels(item.label, raw, colour=False)
+        return apply_lut(raw, self.lut)
 
 
 @dataclass(frozen=True)
@@ -192,13 +196,21 @@ def sunrgbd_handa_layout(root: Path, splits: Mapping[str, str]) -> list[Item]:
     }
     total = len(images["test"]) + len(images["train"])
     labels = {p.name for p in label_dir.glob("img-*.png")}
-    if labels != {f"img-{i:06d}.png" for i in range(1, total + 1)}:
+    first = {"test": 1, "train": 1 + len(images["test"])}
+    expected = {
+        f"img-{first[s] + k:06d}.png": image for s in images for k, image in enumerate(images[s])
+    }
+    if labels != set(expected):
         folders = "; ".join(f"{len(v)} images in {v[0].parent}" for v in images.values())
+        unlabelled = [f"{expected[n]} (no {n})" for n in sorted(set(expected) - labels)]
+        extra = sorted(labels - set(expected))
         raise ValueError(
             f"SUN RGB-D labels do not pair with the images: {len(labels)} labels in {label_dir}, "
-            f"expected img-000001.png ... img-{total:06d}.png for {folders}"
+            f"expected img-000001.png ... img-{total:06d}.png for {folders}; "
+            f"{first_few('images without a label', unlabelled)}"
+            f"{first_few('labels without an image', extra)}"
+            "extract all three archives of the layout again"
         )
-    first = {"test": 1, "train": 1 + len(images["test"])}
     return [
         Item(ours, image.stem, image, label_dir / f"img-{first[official] + k:06d}.png")
         for ours, official in splits.items()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mdseg.datasets.classnames import load_classnames
-from mdseg.datasets.real.convert import Item, UnknownLabels, locate
+from mdseg.datasets.real.convert import Item, UnknownLabels, check_channels, locate
 from mdseg.datasets.real.png import read_label
 from mdseg.io import IGNORE_ID
 
@@ -136,7 +136,9 @@ class PanopticConverter:
         return self.layout(root, splits)
 
     def convert(self, item: Item) -> np.ndarray:
-        ids = segment_ids(read_label(item.label))
+        raw = read_label(item.label)
+        check_channels(item.label, raw, colour=True)
+        ids = segment_ids(raw)
         uniques, inverse = np.unique(ids, return_inverse=True)
         known = dict(item.meta)
         known.setdefault(0, IGNORE_ID)

@@ -19,10 +19,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from zlib_ng import zlib_ng
 
+from mdseg.errors import about
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# what to do about a native label that cannot be read (the prepared ones say their own remedy)
+SOURCE_REMEDY = "extract it again from the dataset's archive and rerun mdseg prepare"
 GREYSCALE = 0  # PNG colour type
 UP = 2  # PNG filter type: each byte minus the byte above it
 
@@ -65,13 +69,21 @@ def _is_plain_greyscale(data: bytes) -> bool:
     )
 
 
-def read_label(path: Path) -> np.ndarray:
-    """A label image as an integer array (palette PNGs give their indices, RGB gives HxWx3)."""
+def read_label(path: Path, remedy: str = SOURCE_REMEDY) -> np.ndarray:
+    """A label image as an integer array (palette PNGs give their indices, RGB gives HxWx3).
+
+    A file that is no image, or is cut short, stops with its path and ``remedy``.
+    """
     data = Path(path).read_bytes()
-    if _is_plain_greyscale(data):
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if decoded is None:
-            raise ValueError(f"{path}: not a readable PNG")
-        return decoded
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im)
+    with about(path, "a label image", remedy):
+        if _is_plain_greyscale(data):
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if decoded is None:
+                raise ValueError("OpenCV found no decodable PNG")
+            return decoded
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:  # its message names a BytesIO, not the file
+            raise ValueError(f"no image format recognised, it starts {data[:8]!r}") from None
+        with image:
+            return np.asarray(image)

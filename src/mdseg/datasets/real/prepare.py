@@ -2,8 +2,9 @@
 
 Split lists point at the original images (no copy); labels are rewritten in canonical ids.
 A small deterministic share of the training images becomes ``holdout`` (removed from train):
-AutoUniSeg fits statistics on it. ``manifest.json`` is written last, so an interrupted run
-never leaves a dataset that looks complete.
+AutoUniSeg fits statistics on it. Every pair must have both files, and each label the size of its
+image (checked on the image's header). ``manifest.json`` is written last, and removed first, so a
+failed or interrupted run never leaves a dataset that looks complete.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from mdseg.datasets.classnames import load_classnames
 from mdseg.datasets.info import DATASETS
 from mdseg.datasets.real.colour import ColourConverter
-from mdseg.datasets.real.convert import Converter, Item, convert_all
+from mdseg.datasets.real.convert import Converter, Item, convert_all, first_few
 from mdseg.datasets.real.idmaps import ID_CONVERTERS
 from mdseg.datasets.real.matfiles import MatConverter
 from mdseg.datasets.real.panoptic import PANOPTIC_CONVERTERS
@@ -62,11 +63,42 @@ def check_counts(ds: RealDataset, items: list[Item], allow_incomplete: bool) -> 
     excess = any(found[s] > spec.count for s, spec in ds.splits.items())
     if problems and (not allow_incomplete or excess):
         raise ValueError(
-            f"{ds.key}: split sizes differ from the official ones: {'; '.join(problems)}"
+            f"{ds.key}: split sizes differ from the official ones: {'; '.join(problems)}; "
+            "extract the complete download"
+            + ("" if excess else " (or pass --allow-incomplete to convert this partial copy)")
         )
     for p in problems:
         log.warning("%s: incomplete copy: %s", ds.key, p)
     return found
+
+
+def _gap(item: Item) -> str | None:
+    """What ``item`` lacks, or None when its image and label are both there."""
+    image, label = item.image.is_file(), item.label.is_file()
+    if image and label:
+        return None
+    if image:
+        return f"image {item.image} has no label {item.label}"
+    if label:
+        return f"label {item.label} has no image {item.image}"
+    return f"neither {item.image} nor its label {item.label} exists"
+
+
+def complete_pairs(key: str, items: list[Item], allow_incomplete: bool) -> list[Item]:
+    """``items`` whose image and label both exist; any other stops the run, naming the first
+    few, unless ``allow_incomplete`` (then they are left out, with a warning)."""
+    gaps = [(it, gap) for it in items if (gap := _gap(it)) is not None]
+    if not gaps:
+        return items
+    what = first_few(f"{len(gaps)} of {len(items)} pairs lack a file", [g for _, g in gaps])
+    if not allow_incomplete:
+        raise FileNotFoundError(
+            f"{key}: {what}extract the missing files (or pass --allow-incomplete to leave those "
+            "pairs out)"
+        )
+    log.warning("%s: leaving out %s", key, what.removesuffix("; "))
+    left_out = {it for it, _ in gaps}
+    return [it for it in items if it not in left_out]
 
 
 def prepare_dataset(
@@ -79,14 +111,9 @@ def prepare_dataset(
         raise FileNotFoundError(f"{source}: expected the extracted {key} download, found no folder")
     (out_dir / "manifest.json").unlink(missing_ok=True)
     converter = CONVERTERS[ds.converter]
-    items = converter.items(source, {s: spec.official for s, spec in ds.splits.items()})
+    listed = converter.items(source, {s: spec.official for s, spec in ds.splits.items()})
+    items = complete_pairs(key, listed, allow_incomplete)
     found = check_counts(ds, items, allow_incomplete)
-    missing = [it.image for it in items if not it.image.is_file()]
-    if missing:
-        message = f"{key}: {len(missing)} images are missing, e.g. {missing[0]}"
-        if not allow_incomplete:
-            raise FileNotFoundError(message)
-        log.warning(message)
     if not items:
         raise ValueError(f"{key}: no labelled images found under {source}")
     labels = convert_all(converter, items, out_dir, jobs=jobs)
@@ -115,7 +142,8 @@ def prepare_dataset(
         "official": {
             "splits": {s: {"from": v.official, v.unit: v.count} for s, v in ds.splits.items()},
             "found": found,
-            "complete": all(found[s] == v.count for s, v in ds.splits.items()) and not missing,
+            "complete": all(found[s] == v.count for s, v in ds.splits.items())
+            and len(items) == len(listed),
             "archives": [a.name for a in ds.archives],
             "label_format": ds.label_format,
             "homepage": ds.homepage,
