@@ -4,19 +4,21 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from mdseg.errors import schema_error
+from mdseg.overrides import apply_overrides
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+configfile: f"{workflow.basedir}/config.yaml"  # the base; --configfile overlays go on top
 
 
 report: "workflow/report/workflow.rst"
 
 
 try:
+    apply_overrides(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
     validate(config, "workflow/schemas/config.schema.yaml")
-except WorkflowError as err:  # one line naming the key, without the value's secrets
+except (WorkflowError, ValueError) as err:  # one line naming the key, no secret values
     raise WorkflowError(schema_error(err)) from None
 
 
@@ -33,6 +35,7 @@ rule all:
     default_target: True
     input:
         rules.tables.output,
+        rules.report_summary.output,
         f"results/labels/{config['encoder']['name']}/features.pt",
 
 

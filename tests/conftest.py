@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from mdseg.io import sha256, write_json, write_split_list
@@ -15,8 +16,8 @@ from mdseg.io import sha256, write_json, write_split_list
 def tiny_experiment(
     method: str, train: list[str], options: dict[str, Any] | None = None, **training: Any
 ) -> dict[str, Any]:
-    """An experiment spec as ``mdseg train`` reads it: a few CPU steps on 32 px crops, with
-    ``training`` overriding the defaults below."""
+    """An experiment spec as ``mdseg train`` reads it: config.yaml's training settings, shortened
+    to a few CPU steps on 32 px crops, then ``training`` on top."""
     codes = {"cityscapes": "C", "mapillary": "M"}
     return {
         "id": f"{method}-hrnet_w18_small_v2-{'+'.join(codes[k] for k in train)}",
@@ -26,26 +27,22 @@ def tiny_experiment(
         "train": train,
         "method_options": options or {},
         "evaluate": ["cityscapes"],
-        "training": {
-            "iterations": 4,
-            "batch_size": 2,
-            "crop_size": 32,
-            "scale_range": [1.0, 1.0],
-            "flip": False,
-            "optimizer": "adamw",
-            "lr": 0.001,
-            "weight_decay": 0.0,
-            "momentum": 0.9,
-            "warmup_iterations": 0,
-            "poly_power": 0.9,
-            "sampling": "balanced",
-            "checkpoint_every": 100,
-            "seed": 0,
-            "device": "cpu",
-            "threads": 1,
-            **training,
-        },
+        "training": {**BASE_TRAINING, **TINY_TRAINING, **training},
     }
+
+
+BASE_TRAINING = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())["training"]
+TINY_TRAINING = {
+    "iterations": 4,
+    "batch_size": 2,
+    "crop_size": 32,
+    "scale_range": [1.0, 1.0],
+    "flip": False,
+    "lr": 0.001,
+    "weight_decay": 0.0,
+    "warmup_iterations": 0,
+    "device": "cpu",
+}
 
 
 def make_dataset(

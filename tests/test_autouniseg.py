@@ -12,13 +12,15 @@ import pytest
 import torch
 from conftest import tiny_experiment
 
+from mdseg.build import build_model, load_model
 from mdseg.methods import METHODS
-from mdseg.methods.autouniseg import Options, Schedule, extra_links, prune_links
+from mdseg.methods.autouniseg import extra_links, prune_links
+from mdseg.methods.autouniseg_options import AutoUniSegOptions, Schedule
 from mdseg.models.heads import DatasetPrototypes, PixelEmbedding, UniSegHead
 from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, block_softmax
 from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference
-from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix
-from mdseg.train import build_model, load_model, train
+from mdseg.taxonomy.unseen import ZeroShot, fit_many_to_one, fit_unseen, iou_matrix
+from mdseg.train import train
 
 OWNER = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2])  # three datasets of 3, 4 and 3 labels
 
@@ -167,8 +169,59 @@ def test_min_cost_flow_unseen_mapping() -> None:
     assert fit_many_to_one(np.array([[0.5, 0.1], [0.4, 0.0], [0.1, 0.3]])) == {0: [0, 1], 1: [2]}
 
 
+def test_fit_unseen_counts_on_the_holdout_split_when_there_is_one(tmp_path: Path) -> None:
+    from conftest import make_dataset
+    from PIL import Image
+
+    from mdseg.data import SplitDataset
+    from mdseg.inference import Inference
+    from mdseg.io import read_json, sha256, write_json, write_split_list
+
+    root = make_dataset(tmp_path, "camvid", ["Road", "Car", "Sky"], seed=3)
+    data = SplitDataset(root, "val")
+
+    def node_one(images: torch.Tensor) -> torch.Tensor:  # every pixel on node 1 of 2
+        return torch.tensor([0.0, 1.0]).view(1, 2, 1, 1).expand(len(images), 2, *images.shape[2:])
+
+    name, whole = fit_unseen(node_one, 2, data, torch.device("cpu"), Inference())
+    assert name == "iou_fit_on_evaluated_split"
+    labels = np.concatenate([np.asarray(Image.open(label)).ravel() for _, label in data.pairs])
+    assert whole == {int(np.bincount(labels[labels != 255]).argmax()): [1]}
+
+    write_split_list(root / "holdout.lst", [("images/1.png", "labels/1.png")])
+    manifest = read_json(root / "manifest.json")
+    manifest["splits"]["holdout"] = {"count": 1, "list": "holdout.lst"}
+    manifest["checksums"]["holdout.lst"] = sha256(root / "holdout.lst")
+    write_json(root / "manifest.json", manifest)
+    name, fitted = fit_unseen(
+        node_one, 2, SplitDataset(root, "val"), torch.device("cpu"), Inference()
+    )
+    held = np.asarray(Image.open(root / "labels" / "1.png")).ravel()
+    assert name == "iou_fit_on_holdout"
+    assert fitted == {int(np.bincount(held[held != 255]).argmax()): [1]} != whole
+
+
+def test_zero_shot_node_is_the_mean_text_feature_of_its_labels() -> None:
+    words = ["road", "car", "sky"]
+
+    class Words:
+        """A stand-in text encoder: which of ``words`` a text names, one-hot."""
+
+        def encode(self, texts: list[str]) -> torch.Tensor:
+            return torch.tensor([[float(w in t.split()) for w in words] for t in texts])
+
+    zero_shot = ZeroShot("minilm")
+    zero_shot._encoder = Words()
+    spaces = {"first": ["road", "car"], "second": ["sky", "road"]}
+    mapping = np.array(
+        [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=bool
+    )  # road+road, car, sky
+    found = zero_shot.matches(spaces, mapping, "third", ["sky", "car", "road"])
+    assert found == {0: [2], 1: [1], 2: [0]}
+
+
 def test_schedule_stages_alternation_blend_and_pruning() -> None:
-    sched = Schedule.of(Options(), 300)
+    sched = Schedule.of(AutoUniSegOptions(), 300)
     assert (sched.stage2_start, sched.stage3_start, sched.alternate) == (100, 200, 20)
     assert (sched.blend, sched.refresh, sched.prune_step) == (15, 1, 250)
     phases = [sched.phase(s) for s in (0, 99, 100, 119, 120, 140, 179, 200, 299)]

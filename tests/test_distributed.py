@@ -29,9 +29,9 @@ from conftest import make_dataset, tiny_experiment
 from PIL import Image
 from torch import nn
 
+from mdseg.build import build_model
 from mdseg.distributed import Context, GlobalBatchNorm, shard
 from mdseg.methods.multi_ce import MultiCE
-from mdseg.train import build_model
 
 BIN = Path(sys.executable).parent
 TORCHRUN = ("--standalone", "--nproc-per-node", "2")

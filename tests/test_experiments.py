@@ -1,3 +1,7 @@
+import re
+import subprocess
+import sys
+
 import pytest
 
 from mdseg.experiments import (
@@ -192,3 +196,31 @@ def test_parse_experiment_id_inverts_experiment_id(exp_id, parsed):
 def test_malformed_ids_are_reported(exp_id):
     with pytest.raises(ValueError, match="expected <method>-<backbone>-<codes>\\[-s<seed>\\]"):
         parse_experiment_id(exp_id)
+
+
+def test_the_parse_time_catalogue_matches_the_registries():
+    """The workflow reads method and table facts without torch (mdseg.catalog, the schema)."""
+    from mdseg.catalog import PLOTTED_TABLES, TEXT_FEATURE_METHODS
+    from mdseg.experiments import _experiment_schema
+    from mdseg.methods import METHODS
+    from mdseg.models.backbones import BACKBONES
+    from mdseg.tables.build import TABLES
+    from mdseg.tables.reference import REFERENCE_TABLES
+
+    schema = _experiment_schema()["properties"]
+    assert set(schema["method"]["enum"]) == set(METHODS)
+    assert {b for b in BACKBONES if re.fullmatch(schema["backbone"]["pattern"], b)} == set(
+        BACKBONES
+    )
+    assert {m for m in METHODS if METHODS[m].needs_text_features} == TEXT_FEATURE_METHODS
+    assert tuple(t for t in REFERENCE_TABLES if TABLES[t].row) == PLOTTED_TABLES
+
+
+def test_the_workflow_parses_without_torch():
+    code = (
+        "import sys, mdseg.experiments, mdseg.cluster, mdseg.catalog, mdseg.tables.reference, "
+        "mdseg.weights, mdseg.overrides, mdseg.datasets.real.download; "
+        "print(sorted(m for m in ('torch', 'pandas', 'timm', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -7,6 +7,7 @@ leave the previous checkpoint usable, and the rerun must end where an uninterrup
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -115,3 +116,33 @@ def test_an_unexpected_error_says_how_to_see_it(monkeypatch: Any, capsys: Any) -
         "mdseg plan: error: ZeroDivisionError: division by zero (unexpected; rerun with --debug "
         "for the traceback, and please report it)"
     )
+
+
+def test_a_signal_after_the_last_step_keeps_the_checkpoint(
+    tmp_path: Path, tiny_datasets: dict[str, Path], monkeypatch: Any
+) -> None:
+    """SLURM's warning can land after the last step: the job still fails (Snakemake in the job
+    counts the signal) and loses its outputs, so the checkpoint must survive for the retry."""
+    from mdseg import train
+
+    experiment = tiny_experiment("multi_ce", ["cityscapes"], iterations=3, checkpoint_every=1)
+    spec = tmp_path / "experiment.json"
+    write_json(spec, experiment)
+    out = tmp_path / "run"
+    whole = train._write_model
+
+    def signalled_then_written(t: Any) -> Path:
+        os.kill(os.getpid(), signal.SIGTERM)  # caught: training's handler is still installed
+        return whole(t)
+
+    monkeypatch.setattr(train, "_write_model", signalled_then_written)
+    assert main(_argv(spec, tmp_path, out)) == 0
+    first = (out / "model.pt").read_bytes()
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+    (out / "model.pt").unlink()  # what Snakemake does to a failed job's outputs
+    monkeypatch.setattr(train, "_write_model", whole)
+    assert main(_argv(spec, tmp_path, out)) == 0  # the retry: no step to run, same model
+    assert not (out / "checkpoint.pt").exists()
+    again = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    for key, value in torch.load(io.BytesIO(first), weights_only=False)["state_dict"].items():
+        assert torch.equal(again[key], value), key

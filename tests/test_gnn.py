@@ -1,5 +1,5 @@
-"""The label graph (authors' and former options), its collapse diagnostic and the
-orthogonality losses, against hand-written computations."""
+"""The label graph (authors' and former options) and its collapse diagnostic, against
+hand-written computations (the orthogonality loss: tests/test_losses.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ import math
 import pytest
 import torch
 
-from mdseg.taxonomy.gnn import (
-    GraphOptions,
-    LabelGraph,
-    block_softmax,
-    orthogonality_loss,
-    pairwise_cosine,
-)
+from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, block_softmax, pairwise_cosine
 
 OWNER = torch.tensor([0, 0, 1, 1, 1])  # two datasets of 2 and 3 labels
 FORMER = GraphOptions(
@@ -118,17 +112,3 @@ def test_pairwise_cosine_by_hand() -> None:
     assert p95 == pytest.approx(0.75)  # numpy's linear rule: 0.6 + 0.75 * (0.8 - 0.6)
     with pytest.raises(ValueError, match="2 rows"):
         pairwise_cosine(rows[:1])
-
-
-def test_orthogonality_losses_by_hand() -> None:
-    # Gram diag(ln 3): every row's softmax is (3/4, 1/4)
-    nodes = math.sqrt(math.log(3)) * torch.eye(2)
-    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
-    loss = orthogonality_loss(nodes, "row_entropy", temperature=1.0)
-    assert loss.item() == pytest.approx(2 * entropy / 4)  # two rows' entropies over N^2 = 4
-    assert orthogonality_loss(nodes, "identity_ce").item() == pytest.approx(-math.log(0.75))
-    # the authors' T = 0.07 divides the Gram first
-    scaled = nodes * math.sqrt(0.07)
-    assert orthogonality_loss(scaled).item() == pytest.approx(entropy / 2)
-    with pytest.raises(ValueError, match="row_entropy"):
-        orthogonality_loss(nodes, "entropy")

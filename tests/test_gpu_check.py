@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_check_smoke_writes_its_report_and_throughput_rows(tmp_path):
-    script = str(ROOT / "benchmarks" / "gpu_check.py")
+    script = str(ROOT / "scripts" / "gpu_check.py")
     subprocess.run(
         [sys.executable, script, "--smoke", "--workers", "1", "--out", str(tmp_path)],
         check=True,
@@ -29,4 +29,4 @@ def test_gpu_check_smoke_writes_its_report_and_throughput_rows(tmp_path):
     with open(tmp_path / "throughput.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 8 and {r["precision"] for r in rows} == {"fp32", "bf16"}
-    assert all(r["source"].startswith("measured: benchmarks/gpu_check.py") for r in rows)
+    assert all(r["source"].startswith("measured: scripts/gpu_check.py") for r in rows)

@@ -24,6 +24,7 @@ from conftest import make_dataset, tiny_experiment
 from PIL import Image
 from torch import nn
 
+from mdseg.build import build_model
 from mdseg.data import SplitDataset, normalise_images
 from mdseg.distributed import Context
 from mdseg.evaluate import evaluate_many
@@ -43,7 +44,7 @@ from mdseg.inference import (
 )
 from mdseg.methods import METHODS
 from mdseg.methods.cr_bce import similarity_sums
-from mdseg.train import build_model, train
+from mdseg.train import train
 
 BIN = Path(sys.executable).parent
 

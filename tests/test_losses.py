@@ -1,4 +1,5 @@
-"""OHEM cross-entropy and per-dataset losses against hand-computed cases."""
+"""The losses of :mod:`mdseg.losses` (cross-entropy, OHEM, per-dataset heads, orthogonality)
+against hand-computed cases; Null BCE is tested with UniSeg's methods."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from mdseg.io import IGNORE_ID
-from mdseg.losses import dataset_losses, ohem_cross_entropy
+from mdseg.losses import (
+    AUTHORS_WEIGHTS,
+    HeadLoss,
+    dataset_losses,
+    ohem_cross_entropy,
+    orthogonality_loss,
+    pixel_cross_entropy,
+)
 
 
 def own_head_loss(
@@ -130,3 +138,33 @@ def test_dataset_losses_reject_bad_options(options: dict, message: str) -> None:
     logits, labels, idx, offsets = _two_datasets()
     with pytest.raises(ValueError, match=message):
         dataset_losses(logits, labels, idx, offsets, **options)
+
+
+def test_pixel_cross_entropy_averages_over_labelled_pixels_only() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.25], [0.5, 0.75]])).view(1, 2, 1, 2)
+    labels = torch.tensor([[[0, IGNORE_ID]]])
+    assert pixel_cross_entropy(logits, labels).item() == pytest.approx(math.log(2))
+
+
+def test_head_loss_weighs_datasets_by_key_and_stage_three_replaces_the_table() -> None:
+    logits, labels, idx, offsets = _two_datasets()
+    head = HeadLoss(dataset_weights={"b": 2.0})
+    found = head(logits, labels, idx, offsets, ["a", "b"])
+    assert torch.equal(found, dataset_losses(logits, labels, idx, offsets, weights=[1.0, 2.0]))
+    replaced = head(logits, labels, idx, offsets, ["a", "b"], weights={"a": 3.0})
+    assert torch.equal(replaced, dataset_losses(logits, labels, idx, offsets, weights=[3.0, 1.0]))
+    assert HeadLoss().dataset_weights == AUTHORS_WEIGHTS  # the authors' loss_weight_dict
+
+
+def test_orthogonality_losses_by_hand() -> None:
+    # Gram diag(ln 3): every row's softmax is (3/4, 1/4)
+    nodes = math.sqrt(math.log(3)) * torch.eye(2)
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    loss = orthogonality_loss(nodes, "row_entropy", temperature=1.0)
+    assert loss.item() == pytest.approx(2 * entropy / 4)  # two rows' entropies over N^2 = 4
+    assert orthogonality_loss(nodes, "identity_ce").item() == pytest.approx(-math.log(0.75))
+    # the authors' T = 0.07 divides the Gram first
+    scaled = nodes * math.sqrt(0.07)
+    assert orthogonality_loss(scaled).item() == pytest.approx(entropy / 2)
+    with pytest.raises(ValueError, match="row_entropy"):
+        orthogonality_loss(nodes, "entropy")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from mdseg import plan
 from mdseg.cli import main
@@ -184,7 +185,8 @@ def test_cli_prints_and_writes_the_plan(tmp_path, capsys):
 
 def test_paper_configs_split_their_batches_over_their_gpus():
     for name in ("autouniseg", "uniseg"):
-        config = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
+        config = yaml.safe_load((ROOT / "config.yaml").read_text())  # the overlay's base
+        update_config(config, yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text()))
         cluster = settings(config)
         assert cluster["gpus"] == 4
         rows = plan.plan_rows(expand_experiments(config), cluster, plan.read_table())

@@ -121,3 +121,9 @@ def test_training_evaluation_and_tables_run_on_the_real_datasets(real_run):
     assert len(claims) > 1 and all(line.endswith(",real") for line in claims[1:])
     # no hidden taxonomy behind real data: the recovery table is its header alone
     assert len((results / "tables" / "taxonomy_recovery.csv").read_text().splitlines()) == 1
+
+
+@pytest.mark.workflow
+def test_the_report_summary_says_real_data(real_run):
+    summary = (real_run / "results" / "report" / "summary.rst").read_text()
+    assert "real benchmark" in summary and "synthetic benchmark" not in summary

@@ -18,7 +18,10 @@ def _readme_commands():
 def test_ci_runs_the_readme_test_command():
     test_command = next(c for c in _readme_commands() if c.endswith("pytest"))
     assert test_command in (ROOT / ".ci" / "run").read_text()
-    assert any(c.endswith("&& snakemake") for c in _readme_commands())
+    assert any(
+        c.endswith("&& snakemake --cores all && snakemake --report results/report.html")
+        for c in _readme_commands()
+    )
 
 
 def _run(*cmd):
@@ -31,7 +34,7 @@ def _run(*cmd):
 
 
 def test_ruff_clean():
-    proc = _run("ruff", "check", "src", "tests", "benchmarks")
+    proc = _run("ruff", "check", "src", "tests", "scripts", ".ci", "workflow/scripts")
     assert proc.returncode == 0, proc.stdout
 
 

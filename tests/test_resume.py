@@ -5,7 +5,8 @@ optimiser, gradient-scaler and RNG state from the checkpoint the signal handler 
 learning rate is a function of the step and the batch stream a function of (seed, step), so the
 final weights and the logged losses are bit-identical (same operations in the same order on the
 same machine), which the test asserts. Both runs decode in a DataLoader worker, which the
-stop signal must not disturb and which restart at the resumed step.
+stop signal must not disturb and which restart at the resumed step. The log, a pipe as in a
+job, gets a plain progress line every ``log_every`` (20) steps.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def test_sigterm_then_rerun_matches_an_uninterrupted_run(tiny_datasets, tmp_path
     spec = experiment(tmp_path / "experiment.json")
     datasets = tiny_datasets["cityscapes"].parent
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    subprocess.run(command(spec, datasets, whole), check=True, capture_output=True)
+    done = subprocess.run(command(spec, datasets, whole), check=True, capture_output=True)
+    log = done.stderr.decode()  # what a job's log file gets: plain lines, no progress bar
+    assert "\r" not in log and re.search(r"^step 20/30  loss \S+  lr ", log, re.MULTILINE), log
 
     proc = subprocess.Popen(
         command(spec, datasets, resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -10,10 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from mdseg import plan
 from mdseg.cluster import eval_resources, launcher, train_resources, train_retries, train_runtime
 from mdseg.experiments import expand_experiments
+from mdseg.launch import launch_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DRY_RUN = ("--profile", "slurm", "-n", "--configfile", "experiments/tiny.yaml", "-d")
@@ -25,16 +27,46 @@ def test_one_node_asks_for_gpus_without_tasks():
     res = train_resources(config, {})
     assert res["gpu"] == 4 and res["gpu_model"] == "a100" and res["slurm_partition"] == "gpu"
     assert "tasks" not in res and "--signal=TERM@300" in res["slurm_extra"]
-    assert launcher(config).startswith("torchrun --nproc-per-node 4 --standalone")
     assert eval_resources(config)["gpu"] == 1
-    assert launcher({}) == "mdseg"
 
 
 def test_several_nodes_use_mpi_and_gpus_per_node():
     res = train_resources({"cluster": {"gpus": 4, "nodes": 2}}, {})
     assert res["mpi"] == "srun" and res["nodes"] == res["tasks"] == 2 and "gpu" not in res
     assert "--gpus-per-node=4 --ntasks-per-node=1" in res["slurm_extra"]
-    assert launcher({"cluster": {"gpus": 4, "nodes": 2}}).startswith("srun --ntasks-per-node=1")
+
+
+def test_the_launch_command_does_not_depend_on_the_gpu_count():
+    """Changing cluster.gpus must not change the train rule's command (Snakemake would retrain)."""
+    commands = {launcher({"cluster": {"gpus": g, "nodes": n}}) for g in (1, 4, 8) for n in (1, 2)}
+    assert commands == {"mdseg launch --rdzv-port 29500 --"}
+
+
+TORCHRUN = ["torchrun", "--standalone", "--nproc-per-node"]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"CUDA_VISIBLE_DEVICES": ""}, None),
+        ({"SLURM_GPUS_ON_NODE": "1", "CUDA_VISIBLE_DEVICES": "3"}, None),
+        ({"SLURM_GPUS_ON_NODE": "8"}, [*TORCHRUN, "8"]),
+        ({"CUDA_VISIBLE_DEVICES": "0,1"}, [*TORCHRUN, "2"]),
+    ],
+)
+def test_launch_follows_the_gpus_the_job_holds(env, expected):
+    """None: one process, here; else torchrun with one process per GPU of the allocation."""
+    command = launch_command(["train", "--out", "a b"], env)
+    tail = ["--no-python", "mdseg", "train", "--out", "a b"]
+    assert command == (None if expected is None else [*expected, *tail])
+
+
+def test_launch_on_several_nodes_starts_one_torchrun_per_node():
+    env = {"SLURM_JOB_NUM_NODES": "2", "SLURM_GPUS_ON_NODE": "4"}
+    command = launch_command(["train", "--out", "a b"], env, rdzv_port=1234)
+    assert command is not None and command[:4] == ["srun", "--ntasks-per-node=1", "bash", "-c"]
+    assert command[4].startswith("torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d")
+    assert ":1234 --rdzv-id $SLURM_JOB_ID --no-python mdseg train --out 'a b'" in command[4]
 
 
 def test_environment_fills_partition(monkeypatch):
@@ -133,7 +165,8 @@ def _jobs(out: str) -> list[dict]:
 def paper_dry_run(request, tmp_path_factory):
     """`snakemake --profile slurm -n` of a paper config, its jobs and its expanded experiments."""
     name = request.param
-    config = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())  # the base of every overlay
+    update_config(config, yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text()))
     proc = subprocess.run(
         [
             SNAKEMAKE,
@@ -213,3 +246,14 @@ def test_downloads_are_local_rules(tmp_path):
         local = workflow._workflow._localrules  # the parsed `localrules:` directives
     assert {"fetch_dataset", "plan", "plan_table"} <= local
     assert not {"real_dataset", "train"} & local
+
+
+def test_the_workflow_profile_leaves_the_slurm_profile_alone():
+    """profiles/default applies beside --profile slurm: it may not change what that sets, and
+    neither may set cores, at which Snakemake caps every job's threads (SLURM jobs included)."""
+    default = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    slurm = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    assert {k: v for k, v in default.items() if k in slurm} == {
+        k: slurm[k] for k in default if k in slurm
+    }
+    assert "cores" not in default and "cores" not in slurm

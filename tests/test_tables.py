@@ -107,7 +107,7 @@ def test_build_tables_writes_every_table(results, tmp_path):
     names = {p.name for p in written}
     assert "uniseg_table1.csv" in names and "uniseg_table1.png" in names
     assert "uniseg_tableA1.csv" in names and "uniseg_tableA1.png" not in names
-    assert "training_curves.png" in names
+    assert out / "curves" / "single-hrnet_w18_small_v2-C.png" in written
     for path in written:
         assert path.stat().st_size > 0
     t4 = pd.read_csv(out / "uniseg_table4.csv")

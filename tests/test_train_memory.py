@@ -11,10 +11,11 @@ import torch.distributed as dist
 from conftest import tiny_experiment
 from torch.nn.parallel import DistributedDataParallel
 
+from mdseg.build import build_model
 from mdseg.io import IGNORE_ID
 from mdseg.methods.multi_ce import MultiCE
 from mdseg.models.checkpointing import checkpoint_hrnet
-from mdseg.train import accumulated_backward, build_model, train
+from mdseg.train import accumulated_backward, train
 
 CLASSES = {"cityscapes": ["road", "rider", "car"], "mapillary": ["road", "car"]}
 CLASSES_TINY = {  # the classes of conftest's tiny_datasets

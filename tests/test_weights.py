@@ -18,11 +18,12 @@ import yaml
 from conftest import tiny_experiment
 from safetensors.torch import save_file
 
+from mdseg.build import load_model
 from mdseg.cli import main
 from mdseg.cluster import encode_resources
 from mdseg.labels.encoders import build_encoder
 from mdseg.models.backbones import HRNetBranches
-from mdseg.train import load_model, train
+from mdseg.train import train
 from mdseg.weights import (
     WeightsNotCached,
     cached_imagenet_file,
@@ -238,7 +239,7 @@ def test_encode_resources_follow_the_device(monkeypatch):
 
 def test_profile_dry_run_fetches_weights_before_jobs(tmp_path):
     config = yaml.safe_load((ROOT / "experiments" / "tiny.yaml").read_text())
-    config["backbones"][BACKBONE]["weights"] = "imagenet"
+    config["backbones"] = {BACKBONE: {"weights": "imagenet"}}
     config["encoder"] = {"name": "hf", "path": ENCODER_REPO, "device": "cuda", "mem_mb": 20000}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))

@@ -133,6 +133,17 @@ def _tables(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _launch(args: argparse.Namespace) -> None:
+    from mdseg.launch import launch
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    if not command:
+        raise ValueError("mdseg launch: give the command to start, e.g. mdseg launch -- train ...")
+    code = launch(command, args.rdzv_port)
+    if code:
+        raise SystemExit(code)
+
+
 def _plan(args: argparse.Namespace) -> None:
     from mdseg import plan
     from mdseg.cluster import settings
@@ -292,6 +303,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--models-dir", type=Path, default=Path("results/models"))
     s.add_argument("--out", type=Path, default=Path("results/tables"))
     s.set_defaults(func=_tables)
+
+    s = sub.add_parser(
+        "launch", help="start an mdseg command on the GPUs this job holds (torchrun when > 1)"
+    )
+    s.add_argument("--rdzv-port", type=int, default=29500, help="rendezvous port (several nodes)")
+    s.add_argument("command_line", nargs=argparse.REMAINDER, help="-- then the mdseg command")
+    s.set_defaults(func=_launch)
 
     s = sub.add_parser(
         "plan", help="GPUs, images, GPU-hours, wall time and SLURM jobs of each experiment"

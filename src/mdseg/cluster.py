@@ -157,18 +157,10 @@ def prepare_resources(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def launcher(config: dict[str, Any]) -> str:
-    """The command that starts ``mdseg`` for training: one process, torchrun, or srun+torchrun."""
-    c = settings(config)
-    if c["nodes"] == 1 and c["gpus"] == 1:
-        return "mdseg"
-    torchrun = f"torchrun --nproc-per-node {c['gpus']}"
-    if c["nodes"] == 1:
-        return f"{torchrun} --standalone --no-python mdseg"
-    head = "$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)"
-    return (
-        f"srun --ntasks-per-node=1 {torchrun} --nnodes {c['nodes']} --rdzv-backend c10d"
-        f" --rdzv-endpoint {head}:{c['rdzv_port']} --rdzv-id $SLURM_JOB_ID --no-python mdseg"
-    )
+    """The command that starts ``mdseg`` for training and relations: ``mdseg launch``, which
+    counts the job's GPUs at run time (:mod:`mdseg.launch`), so the GPU count is no parameter
+    of the rule and changing it retrains nothing."""
+    return f"mdseg launch --rdzv-port {settings(config)['rdzv_port']} --"
 
 
 def encode_resources(config: dict[str, Any]) -> dict[str, Any]:

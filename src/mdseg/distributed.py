@@ -11,29 +11,14 @@ reduced over the global batch: torch's SyncBatchNorm on GPU, :class:`GlobalBatch
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-
-@dataclass(frozen=True)
-class Context:
-    """Where this process sits in the job: its rank, the world size and its device."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
+from mdseg.batching import Context as Context
+from mdseg.batching import shard as shard
 
 
 def init(device: torch.device) -> Context:
@@ -61,23 +46,6 @@ def local_device(name: str, ctx: Context) -> torch.device:
 def shutdown(ctx: Context) -> None:
     if ctx.distributed and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def shard(batch_size: int, blocks: int, ctx: Context) -> list[int]:
-    """Positions of this rank's images in a global batch made of ``blocks`` equal blocks.
-
-    Balanced sampling lays the batch out one block per dataset; each rank takes the same number
-    of images from every block, so every GPU sees every dataset (AutoUniSeg: 3 per dataset per
-    GPU). Concatenated sampling is one block.
-    """
-    per_block, rem = divmod(batch_size, blocks)
-    share, rem_rank = divmod(per_block, ctx.world)
-    if rem or rem_rank:
-        raise ValueError(
-            f"training.batch_size {batch_size} must split into {blocks} dataset block(s) of a "
-            f"size divisible by the {ctx.world} processes (GPUs)"
-        )
-    return [b * per_block + ctx.rank * share + i for b in range(blocks) for i in range(share)]
 
 
 def any_rank(flag: bool, ctx: Context) -> bool:

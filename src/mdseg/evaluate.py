@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from mdseg.build import REMEDY, load_model, resolve_device
 from mdseg.data import SplitDataset, same_size_batches
 from mdseg.datasets.classnames import load_aliases
 from mdseg.errors import about
@@ -32,7 +32,7 @@ from mdseg.label_space import normalise
 from mdseg.methods import Method
 from mdseg.metrics import EMPTY_UNION, confusion, iou_from_confusion, mean_iou
 from mdseg.models.segmentor import Segmentor
-from mdseg.train import REMEDY, load_model, resolve_device
+from mdseg.progress import progress
 
 SCORE_AT = ("label", "inference")
 ALIASES = ("max", "one_channel")
@@ -281,7 +281,7 @@ def _accumulate(
         return method.scores(model, images)
 
     active = {name: matches for name, matches in mappings.items() if matches}
-    with torch.inference_mode(), tqdm(total=len(data), desc=desc, unit="img") as bar:
+    with torch.inference_mode(), progress(len(data), desc, unit="img") as bar:
         for batch, batch_labels in same_size_batches(data, 8, workers=workers):
             for images, labels in split_batch(batch, batch_labels):
                 size = tuple(labels.shape[-2:])

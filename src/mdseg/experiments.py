@@ -29,8 +29,6 @@ import yaml
 
 from mdseg.datasets.info import DATASETS, code_of, key_of_code
 from mdseg.errors import one_line
-from mdseg.methods import METHODS
-from mdseg.models.backbones import BACKBONES
 
 _SEED = re.compile(r"s(0|[1-9][0-9]*)")
 
@@ -75,8 +73,7 @@ def expand_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
             entry["methods"], entry["backbones"], entry["train"], _seeds(entry, n)
         ):
             try:
-                METHODS[method]
-                BACKBONES[backbone]
+                check_names(method, backbone)
                 train = parse_train_set(train_text)
             except (KeyError, ValueError) as err:
                 raise ValueError(f"experiments[{n}]: {one_line(err)}") from None
@@ -172,13 +169,29 @@ def datasets_used(config: dict[str, Any], experiments: dict[str, dict[str, Any]]
 
 
 @functools.cache
+def _experiment_schema() -> dict[str, Any]:
+    text = resources.files("mdseg").joinpath("data/experiment.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+@functools.cache
 def _experiment_validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    schema = yaml.safe_load(
-        resources.files("mdseg").joinpath("data/experiment.schema.yaml").read_text()
-    )
-    return Draft202012Validator(schema)
+    return Draft202012Validator(_experiment_schema())
+
+
+def check_names(method: str, backbone: str) -> None:
+    """Refuse an unknown method or backbone, by the experiment schema's lists.
+
+    The schema, not the registries, so that expanding a config (which the workflow does while it
+    parses) imports no torch; tests/test_experiments.py keeps the two in step.
+    """
+    known = _experiment_schema()["properties"]
+    if method not in known["method"]["enum"]:
+        raise KeyError(f"unknown method {method!r}; known: {', '.join(known['method']['enum'])}")
+    if not re.fullmatch(known["backbone"]["pattern"], backbone):
+        raise KeyError(f"unknown backbone {backbone!r}; known: {known['backbone']['pattern']}")
 
 
 def check_experiment(experiment: Any, source: str | Path) -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 import cv2
 import torch
 from PIL import Image
-from tqdm import tqdm
 
+from mdseg.build import load_model, resolve_device
 from mdseg.inference import Inference, predictions
 from mdseg.io import atomic_path
 from mdseg.label_space import normalise
-from mdseg.train import load_model, resolve_device
+from mdseg.progress import progress
 
 # WildDash 2 label id of each model class name we can submit (Cityscapes labelIds + WD2 extras);
 # Mapillary / IDD names join the WD2 class they are folded into by the WD2 label policy.
@@ -96,8 +96,8 @@ def export_wilddash(
         return ids[scores.argmax(dim=1).cpu()]
 
     written = []
-    with torch.inference_mode():
-        for path in tqdm(images, desc="wilddash2 export", unit="img"):
+    with torch.inference_mode(), progress(len(images), "wilddash2 export", unit="img") as bar:
+        for path in images:
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise ValueError(f"{path}: not a readable image")
@@ -108,6 +108,7 @@ def export_wilddash(
             with atomic_path(target) as tmp:
                 Image.fromarray(pred).save(tmp, format="PNG")
             written.append(target)
+            bar.update()
     archive = out_dir.with_suffix(".zip")
     with atomic_path(archive) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for target in written:

@@ -2,12 +2,13 @@
 
 The fingerprint is the experiment spec minus what cannot change the trained weights: where and
 how fast it runs (``threads``, ``workers``, ``device``), how often it checkpoints, memory
-options that recompute the same arithmetic (``activation_checkpointing``, ``channels_last``)
-and the evaluation list (training never reads it). Optional training keys are left out while
-they hold their default, so writing a default out, or a later mdseg adding an option whose
-default keeps the former behaviour, does not change the fingerprint. Everything else (method,
-options, backbone and its initial weights, datasets, every other training setting, precision
-and ``accumulate`` among them) does.
+options that recompute the same arithmetic (``activation_checkpointing``, ``channels_last``),
+what it reports while it trains (``log_every``, ``tensorboard``, ``val_every``, ``val_images``:
+validation leaves the run bit-identical) and the evaluation list (training never reads it).
+Optional training keys are left out while they hold their default, so writing a default out,
+or a later mdseg adding an option whose default keeps the former behaviour, does not change
+the fingerprint. Everything else (method, options, backbone and its initial weights,
+datasets, every other training setting, precision and ``accumulate`` among them) does.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ IGNORED_TRAINING = (
     "checkpoint_every",
     "activation_checkpointing",
     "channels_last",
+    "log_every",
+    "tensorboard",
+    "val_every",
+    "val_images",
 )
 IGNORED_TOP = ("evaluate",)
 TRAINING_DEFAULTS: dict[str, Any] = {

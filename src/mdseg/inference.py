@@ -16,7 +16,7 @@ scores are held at a time; finished rows are resampled to the label resolution (
 ``F.interpolate`` with ``align_corners=False``) and handed to the caller in chunks, which it
 reduces (argmax, confusion) right away. One 4032x3024 image with 65 classes and 713 windows:
 a 0.56 GB band where the whole image's scores would take 3.2 GB
-(``benchmarks/eval_memory.py``).
+(``scripts/eval_memory.py``).
 
 Statistics passes (:func:`training_scale_tiles`) see the image as training does at scale 1.0
 (short side resized to ``training.resize_short_side`` if set, else native) and cut it into

@@ -3,7 +3,7 @@
 Step times come from a throughput table (CSV: backbone, crop, per_gpu_batch, precision, gpu,
 seconds_per_iteration, source), by default ``mdseg/data/throughput.csv``. Its shipped rows are
 estimates derived from public figures (each row's ``source`` says how) until
-``benchmarks/gpu_check.py`` measures them; rows it prints can be appended to a copy of the table
+``scripts/gpu_check.py`` measures them; rows it prints can be appended to a copy of the table
 named by ``cluster.throughput``. A combination without its own row is looked up step by step,
 and the row's note says what was assumed:
 
@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mdseg import distributed
+from mdseg.batching import Context, shard
 
 COLUMNS = (
     "backbone",
@@ -204,7 +204,7 @@ def plan_experiment(
     blocks = len(experiment["train"]) if t["sampling"] == "balanced" else 1
     notes = []
     try:
-        distributed.shard(t["batch_size"], blocks, distributed.Context(0, world))
+        shard(t["batch_size"], blocks, Context(0, world))
     except ValueError as err:  # training refuses it; the plan says so and still estimates
         notes.append(str(err))
     step = step_time(

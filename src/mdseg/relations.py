@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from mdseg import distributed
+from mdseg.build import REMEDY, load_model, resolve_device
 from mdseg.data import SplitDataset
 from mdseg.errors import about
 from mdseg.io import atomic_path, save_torch
@@ -95,8 +96,6 @@ def compute_relations(
 ) -> list[Path]:
     """Eq. 7 with the model at ``model_path`` over its training splits, τ and eq. 6; rank 0
     writes the files (see the module docstring)."""
-    from mdseg.train import REMEDY, load_model, resolve_device  # it imports the methods
-
     ctx = distributed.init(resolve_device(device))
     where = distributed.local_device(device, ctx)
     with about(model_path, "a trained model (model.pt)", REMEDY["model"]):

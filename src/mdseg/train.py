@@ -1,5 +1,10 @@
 """The training loop shared by every method: batches, optimiser, schedule, logs, checkpoints.
 
+:func:`setup` builds a run's :class:`Trainer` (method, network, optimiser, batch stream) and
+resumes it from its checkpoint, :func:`train_step` makes one optimiser step,
+:func:`save_checkpoint` writes the state a rerun resumes from, and :func:`train` runs them with
+the live metrics of :mod:`mdseg.monitor` and the validation of :mod:`mdseg.validation`.
+
 Checkpoints hold model, optimiser, step, log and RNG state, are written atomically every
 ``checkpoint_every`` steps and when SIGTERM/SIGUSR1 arrives (SLURM's warning before a time
 limit), and a rerun resumes from them; the batch stream depends only on (seed, step), so a
@@ -18,8 +23,12 @@ import csv
 import logging
 import random
 import signal
+import sys
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,44 +38,34 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from mdseg import distributed
+from mdseg.build import (
+    REMEDY,
+    build_method,
+    build_model,
+    init_from,
+    method_text_features,
+    resolve_device,
+)
 from mdseg.convergence import convergence
 from mdseg.data import Augment, SplitDataset, normalise_images
-from mdseg.errors import DamagedFile
+from mdseg.distributed import Context
 from mdseg.fingerprint import check_resumable, fingerprint, run_spec
+from mdseg.inference import Inference
 from mdseg.io import atomic_path, load_torch, save_torch, stale_parts, write_json
-from mdseg.loader import RankBatches, training_batches
-from mdseg.methods import METHODS, Method
+from mdseg.loader import Batch, RankBatches, training_batches
+from mdseg.methods import Method
 from mdseg.methods.base import TrainRun
-from mdseg.models.backbones import HRNetBranches
 from mdseg.models.checkpointing import checkpoint_hrnet
 from mdseg.models.segmentor import Segmentor
+from mdseg.monitor import Monitor
 from mdseg.optim import OPTIMIZERS, poly_factor
+from mdseg.validation import subset_miou, val_subsets
 
 LOG_FIELDS = ("step", "loss", "lr", "seconds")
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # fp64 is no speed option: it trains in double precision for numerical checks (DDP equivalence)
 DTYPE = {"fp64": torch.float64}
-# what to do about a damaged input file, by kind: delete it so that its rule makes it again
-REMEDY = {
-    "checkpoint": "delete it to restart this run from step 0 (the run's other files can stay)",
-    "model": "delete it and rerun its training (snakemake makes it again)",
-    "relations": "delete it and rerun its relations rule (snakemake makes it again)",
-    "features": "delete it and rerun the encode_labels rule (snakemake makes it again)",
-}
 logger = logging.getLogger(__name__)
-
-
-def build_model(method: Method, backbone: str, weights: str | None = None) -> Segmentor:
-    body = HRNetBranches(backbone, weights)
-    model = Segmentor(body, {})
-    model.heads.update(method.build_heads(model.neck.out_channels))
-    return model
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class _StopRequest:
@@ -87,46 +86,6 @@ class _StopRequest:
             signal.signal(s, handler)
 
 
-def load_text_features(path: Path, keys: list[str]) -> dict[str, torch.Tensor]:
-    """Text features of the label descriptions of ``keys`` from ``mdseg encode``'s output."""
-    payload = load_torch(path, "label text features", REMEDY["features"])
-    if not isinstance(payload, dict) or "datasets" not in payload:
-        raise DamagedFile(f"{path}: not a file of label text features; {REMEDY['features']}")
-    stored = payload["datasets"]
-    missing = [k for k in keys if k not in stored]
-    if missing:
-        raise KeyError(f"{path}: no text features for {missing}; encoded: {sorted(stored)}")
-    return {k: stored[k]["features"] for k in keys}
-
-
-def method_text_features(
-    experiment: dict[str, Any], path: Path | None
-) -> dict[str, torch.Tensor] | None:
-    """The training datasets' text features if the experiment's method reads them, else None."""
-    cls = METHODS[experiment["method"]]
-    if not cls.needs_text_features:
-        return None
-    if path is None:
-        raise ValueError(f"{experiment['id']}: method {cls.name!r} needs text features")
-    return load_text_features(path, experiment["train"])
-
-
-def build_method(
-    experiment: dict[str, Any],
-    dataset_classes: dict[str, list[str]],
-    text_features: dict[str, torch.Tensor] | None = None,
-    relations: dict[str, Any] | None = None,
-) -> Method:
-    """The experiment's method over ``dataset_classes``, text features given where it reads them
-    and the class relations (:mod:`mdseg.relations`) where it was given a file of them."""
-    options = dict(experiment.get("method_options", {}))
-    if text_features is not None:
-        options["text_features"] = text_features
-    if relations is not None:
-        options["relations"] = relations
-    return METHODS[experiment["method"]](dataset_classes, **options)
-
-
 def check_inputs(experiment: dict[str, Any], init: Path | None, relations: Path | None) -> None:
     """The experiment's ``init`` and ``relations`` (ids of other runs) come with their files."""
     for key, path in (("init", init), ("relations", relations)):
@@ -135,21 +94,6 @@ def check_inputs(experiment: dict[str, Any], init: Path | None, relations: Path 
                 f"{experiment['id']}: experiment {key} {experiment.get(key)!r} and the file "
                 f"given ({path}) disagree: give --{key} exactly when the experiment names one"
             )
-
-
-def init_from(model: Segmentor, method: Method, path: Path) -> None:
-    """Start from another run's trained network, loaded strictly (backbone, neck and heads).
-
-    C-R BCE fine-tunes the cosine Null-BCE model: the authors' second_stage.py loads the first
-    stage's ``recent149.pth`` with ``model.load_state_dict`` (strict) before training.
-    """
-    state = load_torch(path, "a trained model (model.pt)", REMEDY["model"])
-    if state["classes"] != method.classes:
-        raise ValueError(
-            f"{path}: predicts {len(state['classes'])} classes, not the {len(method.classes)} "
-            f"of this run's label space"
-        )
-    model.load_state_dict(state["state_dict"])
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -232,29 +176,61 @@ def stage_bounds(starts: list[int], step: int, total: int) -> tuple[int, int]:
     return begin, (later[0] if later else total)
 
 
-def train(
+@dataclass
+class Trainer:
+    """One training process's run: what it trains, with what, and how far it got."""
+
+    experiment: dict[str, Any]
+    ctx: Context  # this process's rank in a DDP job
+    device: torch.device
+    out_dir: Path
+    method: Method
+    model: Segmentor  # the bare network (checkpoints, method hooks)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    stream: RankBatches  # this rank's shard of every step's batch
+    run: TrainRun  # what the method's hooks may use
+    text_features: dict[str, torch.Tensor] | None
+    dtype: torch.dtype  # of parameters and images (fp64 for numerical checks, else fp32)
+    layout: torch.memory_format
+    net: torch.nn.Module = field(init=False)  # what the loss calls: DDP's wrapper or the model
+    step: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)
+    starts: list[int] = field(default_factory=lambda: [0])  # first steps of schedule stages
+    began: float = field(default_factory=time.perf_counter)  # perf_counter at log seconds 0
+
+    def __post_init__(self) -> None:
+        self.net = self.model
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.experiment["training"]
+
+    @property
+    def total(self) -> int:
+        return self.cfg["iterations"]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+
+def setup(
     experiment: dict[str, Any],
     dataset_dirs: dict[str, Path],
     out_dir: Path,
     text_features: Path | None = None,
     init: Path | None = None,
     relations: Path | None = None,
-) -> Path:
-    """Train ``experiment`` on the prepared datasets; write ``model.pt`` and ``train_log.csv``.
-
-    ``init`` is the ``model.pt`` of the run it starts from (the experiment's ``init``),
-    ``relations`` a ``relations.pt`` of :mod:`mdseg.relations` (its ``relations``). Under
-    torchrun every rank trains on its shard of the same global batch (DDP); rank 0 alone
-    writes files.
-    """
+) -> Trainer:
+    """Build the run (seeded), resume it from its checkpoint if there is one, and wrap the
+    network for DDP under torchrun. Arguments as :func:`train`'s."""
     check_inputs(experiment, init, relations)
     cfg = experiment["training"]
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(cfg["threads"])
     ctx = distributed.init(resolve_device(cfg["device"]))
     device = distributed.local_device(cfg["device"], ctx)
-    precision = cfg.get("precision", "fp32")
-    micro = cfg.get("accumulate", 1)
     layout = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -262,7 +238,7 @@ def train(
     features = method_text_features(experiment, text_features)
     payload = load_torch(relations, "class relations", REMEDY["relations"]) if relations else None
     method = build_method(experiment, {k: s.classes for k, s in splits.items()}, features, payload)
-    dtype = DTYPE.get(precision, torch.float32)
+    dtype = DTYPE.get(cfg.get("precision", "fp32"), torch.float32)
     model = build_model(method, experiment["backbone"], experiment.get("weights"))
     if init is not None:
         init_from(model, method, init)
@@ -277,194 +253,282 @@ def train(
         weight_decay=cfg["weight_decay"],
         momentum=cfg["momentum"],
     )
-    clip_norm = cfg.get("clip_grad_norm")
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    trainer = Trainer(
+        experiment=experiment,
+        ctx=ctx,
+        device=device,
+        out_dir=out_dir,
+        method=method,
+        model=model,
+        optimizer=optimizer,
+        scaler=torch.amp.GradScaler(device.type, enabled=cfg.get("precision") == "fp16"),
+        stream=batch_stream(experiment, list(splits.values()), ctx),
+        run=TrainRun(
+            splits,
+            dataset_dirs,
+            optimizer,
+            device,
+            cfg["iterations"],
+            out_dir,
+            ctx,
+            cfg.get("workers", 0),
+            cfg["crop_size"],
+            cfg.get("resize_short_side"),
+        ),
+        text_features=features,
+        dtype=dtype,
+        layout=layout,
+    )
+    resume(trainer)
+    trainer.starts = method.schedule_starts(trainer.total)
+    if ctx.distributed:
+        # multi-head methods and frozen phases leave some parameters without a gradient
+        trainer.net = DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    return trainer
+
+
+def batch_stream(
+    experiment: dict[str, Any], splits: list[SplitDataset], ctx: Context
+) -> RankBatches:
+    """This rank's shard of every step's augmented batch (a function of seed and step)."""
+    cfg = experiment["training"]
     blocks = len(splits) if cfg["sampling"] == "balanced" else 1
     mine = distributed.shard(cfg["batch_size"], blocks, ctx)
+    micro = cfg.get("accumulate", 1)
     if len(mine) % micro:
         raise ValueError(
             f"{experiment['id']}: training.accumulate {micro} must divide the {len(mine)} images "
             f"per step of each of the {ctx.world} process(es)"
         )
-    stream = RankBatches(
-        list(splits.values()),
-        cfg["batch_size"],
-        Augment(
-            cfg["crop_size"],
-            tuple(cfg["scale_range"]),
-            cfg["flip"],
-            cfg.get("resize_short_side"),
-            cfg.get("rotate_degrees", 0.0),
-            cfg.get("blur_probability", 0.0),
-            tuple(cfg.get("blur_sigmas", Augment.blur_sigmas)),
-            cfg.get("crop_fit", "pad"),
-        ),
-        cfg["sampling"],
-        cfg["seed"],
-        mine,
+    augment = Augment(
+        cfg["crop_size"],
+        tuple(cfg["scale_range"]),
+        cfg["flip"],
+        cfg.get("resize_short_side"),
+        cfg.get("rotate_degrees", 0.0),
+        cfg.get("blur_probability", 0.0),
+        tuple(cfg.get("blur_sigmas", Augment.blur_sigmas)),
+        cfg.get("crop_fit", "pad"),
     )
-    total = cfg["iterations"]
-    ckpt_path = out_dir / "checkpoint.pt"
-    spec = run_spec(experiment)
-    step, log = 0, []
-    for part in stale_parts(ckpt_path):  # a write killed midway (kill -9, node failure)
+    return RankBatches(splits, cfg["batch_size"], augment, cfg["sampling"], cfg["seed"], mine)
+
+
+def resume(t: Trainer) -> None:
+    """Continue from ``checkpoint.pt`` where there is one (the same experiment's, else refused):
+    weights, optimiser, scaler, RNG, method state, step and log. Leftovers of a checkpoint
+    write that never finished (kill -9, node failure) are removed first."""
+    for part in stale_parts(t.checkpoint):
         logger.warning("removing %s, a checkpoint write that never finished", part)
         part.unlink()
-    if ckpt_path.exists():
-        state = load_torch(ckpt_path, "a training checkpoint", REMEDY["checkpoint"], device)
-        check_resumable(state, experiment, str(ckpt_path))
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], device)
-        method.load_state_dict(state["method"])
-        step, log = state["step"], state["log"]
-    run = TrainRun(
-        splits,
-        dataset_dirs,
-        optimizer,
-        device,
-        total,
-        out_dir,
-        ctx,
-        cfg.get("workers", 0),
-        cfg["crop_size"],
-        cfg.get("resize_short_side"),
-    )
-    net: torch.nn.Module = model
-    if ctx.distributed:
-        # multi-head methods and frozen phases leave some parameters without a gradient
-        net = DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True,
+    if not t.checkpoint.exists():
+        return
+    state = load_torch(t.checkpoint, "a training checkpoint", REMEDY["checkpoint"], t.device)
+    check_resumable(state, t.experiment, str(t.checkpoint))
+    t.model.load_state_dict(state["model"])
+    t.optimizer.load_state_dict(state["optimizer"])
+    t.scaler.load_state_dict(state["scaler"])
+    _set_rng_state(state["rng"], t.device)
+    t.method.load_state_dict(state["method"])
+    t.step, t.log = state["step"], state["log"]
+    t.began -= t.log[-1]["seconds"] if t.log else 0.0
+
+
+def save_checkpoint(t: Trainer) -> None:
+    """Rank 0 writes ``checkpoint.pt`` (atomically) and ``train_log.csv``; all ranks wait."""
+    if t.ctx.is_main:
+        spec = run_spec(t.experiment)
+        save_torch(
+            {
+                "model": t.model.state_dict(),
+                "optimizer": t.optimizer.state_dict(),
+                "scaler": t.scaler.state_dict(),
+                "rng": _rng_state(t.device),
+                "method": t.method.state_dict(),
+                "step": t.step,
+                "log": t.log,
+                "fingerprint": fingerprint(spec),
+                "run_spec": spec,
+            },
+            t.checkpoint,
         )
+        write_log(t.out_dir / "train_log.csv", t.log)
+    distributed.barrier(t.ctx)
 
-    def save_checkpoint() -> None:
-        if ctx.is_main:
-            save_torch(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": _rng_state(device),
-                    "method": method.state_dict(),
-                    "step": step,
-                    "log": log,
-                    "fingerprint": fingerprint(spec),
-                    "run_spec": spec,
-                },
-                ckpt_path,
-            )
-            write_log(out_dir / "train_log.csv", log)
-        distributed.barrier(ctx)
 
-    model.train()
-    batches = training_batches(stream, step, total, cfg.get("workers", 0))
-    mixed = AUTOCAST.get(precision)
-    start = time.perf_counter() - (log[-1]["seconds"] if log else 0.0)
+def train_step(t: Trainer, batches: Iterator[Batch]) -> float:
+    """One optimiser step at ``t.step``: the stage's learning rate, the method's hook, the
+    batch, the (accumulated) backward pass and the update; append the step's log row. Returns
+    the seconds spent waiting for the batch."""
+    cfg = t.cfg
+    begin, end = stage_bounds(t.starts, t.step, t.total)
+    if t.step == begin and t.step > 0:
+        t.optimizer.state.clear()  # a new stage is a new run: fresh AdamW moments
+    factor = poly_factor(t.step - begin, end - begin, cfg["warmup_iterations"], cfg["poly_power"])
+    for group in t.optimizer.param_groups:
+        group["lr"] = cfg["lr"] * group["lr_scale"] * factor
+    t.method.before_step(t.step, t.model, t.run)
+    waiting = time.perf_counter()
+    batch = next(batches)
+    waited = time.perf_counter() - waiting
+    images, labels, owners = (x.to(t.device, non_blocking=True) for x in batch)
+    # uint8 [B, H, W, 3] -> normalised [B, 3, H, W]; the permuted view is channels_last
+    images = normalise_images(images.permute(0, 3, 1, 2), t.dtype)
+    images = images.contiguous(memory_format=t.layout)
+    t.optimizer.zero_grad(set_to_none=True)
+    micro, mixed = cfg.get("accumulate", 1), AUTOCAST.get(cfg.get("precision", "fp32"))
+    loss = accumulated_backward(
+        t.net, t.method, (images, labels.long(), owners), micro, t.scaler, mixed
+    )
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{t.experiment['id']}: loss is {loss.item()} at step {t.step}")
+    clip_norm = cfg.get("clip_grad_norm")
+    if clip_norm is not None:
+        t.scaler.unscale_(t.optimizer)
+        torch.nn.utils.clip_grad_norm_(t.model.parameters(), clip_norm)
+    t.scaler.step(t.optimizer)
+    t.scaler.update()
+    t.step += 1
+    t.log.append(
+        {
+            "step": t.step,
+            "loss": round(distributed.mean(loss.float(), t.ctx), 6),
+            "lr": cfg["lr"] * factor,
+            "seconds": round(time.perf_counter() - t.began, 3),
+            **t.method.log_fields(),
+        }
+    )
+    return waited
+
+
+def validate(t: Trainer, subsets: dict[str, SplitDataset], monitor: Monitor) -> None:
+    """mIoU on the validation subsets at this step, into the step's log row (``val_miou``)
+    and the monitor. Rank 0 scores while the others wait; the run is left as it was (RNG
+    state and every module's train/eval mode), so it trains on bit-identically."""
+    if t.ctx.is_main:
+        rng = _rng_state(t.device)
+        modes = {module: module.training for module in t.model.modules()}
+        t.model.eval()
+        # windows of the training crop at the training scale: no more memory than a step
+        inference = Inference(t.cfg["crop_size"], resize_short_side=t.cfg.get("resize_short_side"))
+        try:
+            miou, per_dataset, note = subset_miou(t.method, t.model, subsets, t.device, inference)
+        finally:
+            for module, mode in modes.items():
+                module.training = mode
+            _set_rng_state(rng, t.device)
+        if miou is not None:
+            t.log[-1]["val_miou"] = round(miou, 4)
+        monitor.validation(t.step, miou, per_dataset, note)
+    distributed.barrier(t.ctx)
+
+
+def train(
+    experiment: dict[str, Any],
+    dataset_dirs: dict[str, Path],
+    out_dir: Path,
+    text_features: Path | None = None,
+    init: Path | None = None,
+    relations: Path | None = None,
+) -> Path:
+    """Train ``experiment`` on the prepared datasets; write ``model.pt`` and ``train_log.csv``.
+
+    ``init`` is the ``model.pt`` of the run it starts from (the experiment's ``init``),
+    ``relations`` a ``relations.pt`` of :mod:`mdseg.relations` (its ``relations``). Under
+    torchrun every rank trains on its shard of the same global batch (DDP); rank 0 alone
+    writes files, log lines (every ``training.log_every`` steps) and TensorBoard events.
+    ``training.val_every`` steps, the first ``val_images`` of each training dataset's ``val``
+    split are scored (:mod:`mdseg.validation`).
+    """
+    t = setup(experiment, dataset_dirs, out_dir, text_features, init, relations)
+    cfg, main = t.cfg, t.ctx.is_main
+    val_every = cfg.get("val_every")
+    subsets = {}
+    if val_every and main:
+        own = {k: dataset_dirs[k] for k in experiment["train"]}
+        subsets = val_subsets(own, cfg.get("val_images", 50))
+    tty = main and sys.stderr.isatty()  # a bar on a terminal, never in a log file
+    t.model.train()
+    batches = training_batches(t.stream, t.step, t.total, cfg.get("workers", 0))
     with (
         _StopRequest() as stop,
+        Monitor(
+            out_dir,
+            t.total,
+            t.step,
+            t.device,
+            cfg.get("log_every", 20) if main else 0,
+            main and cfg.get("tensorboard", True),
+            partial(tqdm.write, file=sys.stderr) if tty else None,
+        ) as monitor,
         tqdm(
-            total=total,
-            initial=step,
+            total=t.total,
+            initial=t.step,
             desc=experiment["id"],
             unit="it",
             mininterval=2.0,
-            disable=not ctx.is_main,
+            disable=not tty,
         ) as bar,
     ):
-        starts = method.schedule_starts(total)
-        while step < total:
-            begin, end = stage_bounds(starts, step, total)
-            if step == begin and step > 0:
-                optimizer.state.clear()  # a new stage is a new run: fresh AdamW moments
-            factor = poly_factor(
-                step - begin, end - begin, cfg["warmup_iterations"], cfg["poly_power"]
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = cfg["lr"] * group["lr_scale"] * factor
-            method.before_step(step, model, run)
-            images, labels, owners = (t.to(device, non_blocking=True) for t in next(batches))
-            # uint8 [B, H, W, 3] -> normalised [B, 3, H, W]; the permuted view is channels_last
-            images = normalise_images(images.permute(0, 3, 1, 2), dtype)
-            images = images.contiguous(memory_format=layout)
-            optimizer.zero_grad(set_to_none=True)
-            loss = accumulated_backward(
-                net, method, (images, labels.long(), owners), micro, scaler, mixed
-            )
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{experiment['id']}: loss is {loss.item()} at step {step}"
-                )
-            if clip_norm is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            loss_value = distributed.mean(loss.float(), ctx)
-            log.append(
-                {
-                    "step": step,
-                    "loss": round(loss_value, 6),
-                    "lr": cfg["lr"] * factor,
-                    "seconds": round(time.perf_counter() - start, 3),
-                    **method.log_fields(),
-                }
-            )
+        while t.step < t.total:
+            began = time.perf_counter()
+            waited = train_step(t, batches)
+            row = t.log[-1]
+            fields = {k: v for k, v in row.items() if k not in LOG_FIELDS}
+            monitor.step(row, fields, waited, time.perf_counter() - began)
+            if val_every and t.step % val_every == 0:
+                validate(t, subsets, monitor)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}")
-            stopping = distributed.any_rank(stop.signal is not None, ctx)
-            if step % cfg["checkpoint_every"] == 0 or stopping:
-                save_checkpoint()
-            if stopping and step < total:
-                distributed.shutdown(ctx)
-                raise SystemExit(f"stopped by a signal at step {step}; checkpoint saved")
-
-    if ctx.is_main:
-        _write_model(experiment, method, model, log, step, out_dir, features)
-        ckpt_path.unlink(missing_ok=True)
-    distributed.barrier(ctx)
-    distributed.shutdown(ctx)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            stopping = distributed.any_rank(stop.signal is not None, t.ctx)
+            if t.step % cfg["checkpoint_every"] == 0 or stopping:
+                save_checkpoint(t)
+                monitor.flush()
+            if stopping and t.step < t.total:
+                distributed.shutdown(t.ctx)
+                raise SystemExit(f"stopped by a signal at step {t.step}; checkpoint saved")
+        if main:
+            _write_model(t)
+            # A signal after the last step still fails the SLURM job (Snakemake in the job
+            # counts any SIGTERM) and its outputs are deleted: the checkpoint stays, so the
+            # retry resumes past the loop and writes the same model again.
+            if stop.signal is None:
+                t.checkpoint.unlink(missing_ok=True)
+    distributed.barrier(t.ctx)
+    distributed.shutdown(t.ctx)
     return out_dir / "model.pt"
 
 
-def _write_model(
-    experiment: dict[str, Any],
-    method: Method,
-    model: Segmentor,
-    log: list[dict[str, float]],
-    step: int,
-    out_dir: Path,
-    text_features: dict[str, torch.Tensor] | None,
-) -> Path:
+def _write_model(t: Trainer) -> Path:
     """Write the run's outputs, ``model.pt`` last: a run that fails midway leaves no model."""
-    write_log(out_dir / "train_log.csv", log)
-    artefacts = method.write_artefacts(model, out_dir)
+    write_log(t.out_dir / "train_log.csv", t.log)
+    artefacts = t.method.write_artefacts(t.model, t.out_dir)
     write_json(
-        out_dir / "summary.json",
+        t.out_dir / "summary.json",
         {
-            "experiment": experiment["id"],
-            "backbone_init": model.backbone.init,
-            "classes": method.classes,
-            "steps": step,
-            "final_loss": log[-1]["loss"] if log else None,
-            "convergence": convergence([row["loss"] for row in log]),
+            "experiment": t.experiment["id"],
+            "backbone_init": t.model.backbone.init,
+            "classes": t.method.classes,
+            "steps": t.step,
+            "final_loss": t.log[-1]["loss"] if t.log else None,
+            "convergence": convergence([row["loss"] for row in t.log]),
             "artefacts": [p.name for p in artefacts],
         },
     )
-    model_path = out_dir / "model.pt"
+    model_path = t.out_dir / "model.pt"
     save_torch(
         {
-            "experiment": experiment,
-            "method": method.name,
-            "classes": method.classes,
-            "dataset_classes": method.dataset_classes,
-            "method_state": method.state_dict(),
-            "text_features": text_features,
-            "backbone_init": model.backbone.init,
-            "state_dict": model.state_dict(),
+            "experiment": t.experiment,
+            "method": t.method.name,
+            "classes": t.method.classes,
+            "dataset_classes": t.method.dataset_classes,
+            "method_state": t.method.state_dict(),
+            "text_features": t.text_features,
+            "backbone_init": t.model.backbone.init,
+            "state_dict": t.model.state_dict(),
         },
         model_path,
     )
@@ -478,14 +542,3 @@ def write_log(path: Path, log: list[dict[str, float]]) -> None:
         writer = csv.DictWriter(fh, fieldnames=[*LOG_FIELDS, *extra])
         writer.writeheader()
         writer.writerows(log)
-
-
-def load_model(path: Path, device: str = "cpu") -> tuple[Method, Segmentor, dict[str, Any]]:
-    """Rebuild the method and network saved by :func:`train`, weights included."""
-    state = load_torch(path, "a trained model (model.pt)", REMEDY["model"], device)
-    exp = state["experiment"]
-    method = build_method(exp, state["dataset_classes"], state.get("text_features"))
-    method.load_state_dict(state["method_state"])
-    model = build_model(method, exp["backbone"])
-    model.load_state_dict(state["state_dict"])
-    return method, model.to(device).eval(), state

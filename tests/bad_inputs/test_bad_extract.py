@@ -6,33 +6,13 @@ is involved; the extraction must stop naming the archive and leave no ``.extract
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import zipfile
 from pathlib import Path
 
+from test_extract import write_tar, write_zip
+
 MEMBERS = {"training/semantic/000000_10.png": bytes(range(256)) * 64}
-
-
-def zipped(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return path
-
-
-def tarred(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
-    with tarfile.open(path, "w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tf.addfile(info)
-    return path
 
 
 def cut(path: Path) -> Path:
@@ -55,7 +35,7 @@ def argv(tmp_path: Path, key: str, name: str, given: Path) -> list[object]:
 
 
 def test_zip_cut_short(refused, tmp_path):
-    given = cut(zipped(tmp_path / "data_semantics.zip", MEMBERS))
+    given = cut(write_zip(tmp_path / "data_semantics.zip", MEMBERS))
     refused(
         argv(tmp_path, "kitti", "data_semantics.zip", given),
         given,
@@ -79,7 +59,7 @@ def test_zip_member_with_a_bad_crc(refused, tmp_path):
 
 
 def test_tar_gz_cut_short(refused, tmp_path):
-    given = cut(tarred(tmp_path / "idd-segmentation.tar.gz", MEMBERS))
+    given = cut(write_tar(tmp_path / "idd-segmentation.tar.gz", MEMBERS))
     refused(
         argv(tmp_path, "idd", "idd-segmentation.tar.gz", given),
         given,
@@ -89,7 +69,7 @@ def test_tar_gz_cut_short(refused, tmp_path):
 
 
 def test_zip_member_that_escapes_the_folder(refused, tmp_path):
-    given = zipped(tmp_path / "data_semantics.zip", {"../../evil.txt": b"x"})
+    given = write_zip(tmp_path / "data_semantics.zip", {"../../evil.txt": b"x"})
     refused(
         argv(tmp_path, "kitti", "data_semantics.zip", given),
         given,
@@ -100,7 +80,8 @@ def test_zip_member_that_escapes_the_folder(refused, tmp_path):
 
 
 def test_tar_link_out_of_the_folder(refused, tmp_path):
-    given = tarred(tmp_path / "idd-segmentation.tar.gz", MEMBERS, links={"escape": "/etc/passwd"})
+    escape = {"escape": "/etc/passwd"}
+    given = write_tar(tmp_path / "idd-segmentation.tar.gz", MEMBERS, links=escape)
     refused(
         argv(tmp_path, "idd", "idd-segmentation.tar.gz", given),
         given,

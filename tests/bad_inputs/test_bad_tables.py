@@ -10,15 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_tables import CFG
 
-CONFIG = {
-    "benchmark": "synthetic",
-    "tables": {"autouniseg_backbone": "hrnet_w18_small_v2"},
-    "backbones": {},
-    "datasets": {"evaluate": []},
-    "training": {},
-    "experiments": [],
-}
 RUN = "single-hrnet_w18_small_v2-C"
 RESULT = {
     "experiment": RUN,
@@ -32,7 +25,7 @@ RESULT = {
 @pytest.fixture
 def tables(tmp_path: Path) -> dict[str, Any]:
     config = tmp_path / "config.json"
-    config.write_text(json.dumps(CONFIG))
+    config.write_text(json.dumps(CFG))
     result = tmp_path / "eval" / RUN / "kitti.json"
     result.parent.mkdir(parents=True)
     result.write_text(json.dumps(RESULT))

@@ -5,13 +5,11 @@ from snakemake.exceptions import WorkflowError
 from mdseg.errors import one_line
 from mdseg.experiments import datasets_used, expand_experiments
 from mdseg.datasets.info import DATASETS
-from mdseg.methods import METHODS
-from mdseg.tables.build import TABLES
+from mdseg.catalog import PLOTTED_TABLES, TEXT_FEATURE_METHODS
 from mdseg.tables.reference import REFERENCE_TABLES
 
 # conda environment per rule, used with `--sdm conda` (paths are relative to this file's folder)
 CONDA_ENV = f"../../envs/{config.get('conda_env', 'cpu')}.yaml"
-PLOTTED_TABLES = [t for t in REFERENCE_TABLES if TABLES[t].row]
 
 try:
     EXPERIMENTS = expand_experiments(config)
@@ -35,6 +33,7 @@ localrules:
     plan_table,
     resolved_config,
     tables,
+    report_summary,
     report,
 
 
@@ -52,8 +51,7 @@ def experiment_manifests(wildcards):
 
 def text_features(wildcards):
     """The label-text features, for methods that read them (AutoUniSeg's GNN)."""
-    method = METHODS[EXPERIMENTS[wildcards.experiment]["method"]]
-    if method.needs_text_features:
+    if EXPERIMENTS[wildcards.experiment]["method"] in TEXT_FEATURE_METHODS:
         return f"results/labels/{config['encoder']['name']}/features.pt"
     return []
 

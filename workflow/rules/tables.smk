@@ -1,6 +1,10 @@
+import shlex
+import sys
+
+
 rule resolved_config:
     output:
-        "results/config.json",
+        report("results/config.json", caption="../report/config.rst", category="Run"),
     log:
         "logs/resolved_config.log",
     benchmark:
@@ -42,9 +46,10 @@ rule tables:
             category="Claims",
         ),
         curves=report(
-            "results/tables/training_curves.png",
+            expand("results/tables/curves/{experiment}.png", experiment=EXPERIMENTS),
             caption="../report/train_log.rst",
             category="Training",
+            subcategory="Curves",
         ),
         stages=report(
             expand("results/tables/autouniseg_stages.{ext}", ext=["csv", "png"]),
@@ -61,18 +66,43 @@ rule tables:
         "mdseg tables --config {input.config} --out results/tables > {log} 2>&1"
 
 
+# the report's first screen (benchmark, claims, versions), which workflow.rst includes; the
+# report itself is Snakemake's own: `snakemake --report results/report.html` after the run
+rule report_summary:
+    input:
+        config="results/config.json",
+        claims="results/tables/claims.csv",
+    output:
+        summary="results/report/summary.rst",
+        versions=report(
+            "results/versions.json", caption="../report/versions.rst", category="Run"
+        ),
+    log:
+        "logs/report_summary.log",
+    benchmark:
+        "benchmarks/out/report_summary.tsv"
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/report_summary.py"
+
+
+# `snakemake report`: the run the report shows, then the command that builds the report: this
+# run's command line (less the `report` target) with --report, since Snakemake builds the report
+# from the run's records and needs the run's config files, overrides and working directory (a
+# rule could only build it with a nested snakemake)
 rule report:
     input:
         rules.tables.output,
-    output:
-        "results/report.html",
+        rules.report_summary.output,
     log:
         "logs/report.log",
-    benchmark:
-        "benchmarks/out/report.tsv"
     conda:
         CONDA_ENV
     params:
-        configfiles=" ".join(map(str, workflow.overwrite_configfiles)) or "config.yaml",
+        command=shlex.join(
+            ["snakemake", *(a for a in sys.argv[1:] if a != "report")]
+            + ["--report", "results/report.html"]
+        ),
     shell:
-        "snakemake --nolock --configfiles {params.configfiles} --report {output} > {log} 2>&1"
+        "echo The report: {params.command:q} | tee {log} >&2"

@@ -31,8 +31,10 @@ rule train:
         "logs/models/{experiment}/train.log",
     benchmark:
         "benchmarks/out/models/{experiment}/train.tsv"
-    # a run longer than one job resumes from its checkpoint in the next (mdseg.cluster)
-    retries: train_retries(config, EXPERIMENTS)
+    # a run longer than one job resumes from its checkpoint in the next (mdseg.cluster). Only
+    # the submitting Snakemake retries: inside a job, the rule's retries would win over the
+    # executor's --retries 0 and restart training in the job's last signal_seconds
+    retries: 0 if workflow.remote_exec else train_retries(config, EXPERIMENTS)
     conda:
         CONDA_ENV
     threads: config["training"]["threads"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from mdseg.datasets.classnames import load_classnames
 from mdseg.io import save_torch
 from mdseg.labels.descriptions import describe
 from mdseg.labels.encoders import TextEncoder
+from mdseg.progress import progress
 
 
 def encode_datasets(
@@ -23,13 +22,17 @@ def encode_datasets(
     revision). The file is written atomically: an interrupted run leaves no partial file.
     """
     datasets: dict[str, dict[str, Any]] = {}
-    for key in tqdm(keys, desc=f"encoding labels ({encoder.name})", unit="dataset"):
-        descriptions = describe(key)
-        datasets[key] = {
-            "classes": load_classnames(key),
-            "descriptions": descriptions,
-            "features": encoder.encode(descriptions, batch_size=batch_size).float().contiguous(),
-        }
+    with progress(len(keys), f"encoding labels ({encoder.name})", unit="dataset") as bar:
+        for key in keys:
+            descriptions = describe(key)
+            datasets[key] = {
+                "classes": load_classnames(key),
+                "descriptions": descriptions,
+                "features": encoder.encode(descriptions, batch_size=batch_size)
+                .float()
+                .contiguous(),
+            }
+            bar.update()
     payload = {
         "encoder": encoder.name,
         "source": encoder.source,

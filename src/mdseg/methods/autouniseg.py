@@ -5,7 +5,7 @@ authors: 100k + 100k + 100k).
 
 1. **Multi-SegHead** (``HRNetv2_mulhead.py``): a shared L2-normalised pixel embedding
    (:class:`~mdseg.models.heads.PixelEmbedding`) scored against per-dataset prototypes, each
-   dataset's OHEM loss weighted and summed (:class:`~mdseg.methods.multi_head.HeadLoss`).
+   dataset's OHEM loss weighted and summed (:class:`~mdseg.losses.HeadLoss`).
 2. **Label graph and segmentation in alternation.** At the switch the stage-1 heads label every
    dataset's ``holdout`` split, tile by tile at the training scale; labels are merged by the
    UniDet procedure of the paper's Appendix B (``merge: unidet``,
@@ -43,38 +43,32 @@ phases, UOT refreshed during segmentation phases); the GNN's former layers (``gn
 no label maps to at the start of stage 3); ``restart_schedule: false``;
 ``train_prototypes: false``; ``loss: ce``.
 
-Unseen datasets are scored through a many-to-one mapping from unified nodes to their classes,
-fitted by min-cost flow on ``1 - IoU`` over the target's ``holdout`` split, and zero-shot by
-text similarity: the zero-shot encoder (``zero_shot_encoder``, MiniLM by default, because the
-training features may come from an encoder that is not at hand when evaluating) encodes the
-descriptions of the labels each node stands for and of the target's classes.
+Unseen datasets are scored through a many-to-one mapping from unified nodes to their classes
+(:mod:`mdseg.taxonomy.unseen`): fitted by min-cost flow on ``1 - IoU`` over the target's
+``holdout`` split, and zero-shot by text similarity, the zero-shot encoder
+(``zero_shot_encoder``) encoding the descriptions of the labels each node stands for and of
+the target's classes. Every option is documented in :class:`AutoUniSegOptions`.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdseg.data import SplitDataset, same_size_batches
-from mdseg.inference import (
-    Inference,
-    all_reduce_sum,
-    label_scores,
-    rank_share,
-    split_batch,
-    training_scale_tiles,
-)
+from mdseg.data import SplitDataset
+from mdseg.inference import Inference, all_reduce_sum, rank_share, training_scale_tiles
 from mdseg.io import IGNORE_ID, write_json
+from mdseg.losses import orthogonality_loss
+from mdseg.methods.autouniseg_options import AutoUniSegOptions, Schedule
 from mdseg.methods.base import METHODS, Matches, Method, TrainRun
-from mdseg.methods.multi_head import AUTHORS_FINETUNE_WEIGHTS, HeadLoss, checked_options
 from mdseg.models.heads import (
     DatasetLogits,
     DatasetPrototypes,
@@ -83,169 +77,23 @@ from mdseg.models.heads import (
     map_logits,
 )
 from mdseg.models.segmentor import Segmentor
-from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, orthogonality_loss, pairwise_cosine
+from mdseg.taxonomy.gnn import LabelGraph, pairwise_cosine
 from mdseg.taxonomy.merge import agreement, merge_groups, mutual_preference, unidet_merge
-from mdseg.taxonomy.unseen import fit_many_to_one, iou_matrix, zero_shot_many_to_one
-from mdseg.taxonomy.uot import LinkRule, boolean_mapping
-
-if TYPE_CHECKING:
-    from mdseg.labels.encoders import TextEncoder
+from mdseg.taxonomy.unseen import HOLDOUT, ZeroShot, fit_unseen
+from mdseg.taxonomy.uot import boolean_mapping
 
 MULTI, UNIFIED, DATASETS = "multi", "unified", "datasets"
-HOLDOUT = "holdout"
-
-
-@dataclass(frozen=True)
-class Options(HeadLoss):
-    """``method_options`` of ``autouniseg`` (the loss fields come from :class:`HeadLoss`).
-
-    Defaults are the authors' (module docstring) except the sizes: ``hidden_dim`` and
-    ``embed_dim`` are the authors' 2048 and 512 scaled to a small backbone and a 384-d text
-    encoder (``experiments/autouniseg.yaml`` sets the authors').
-    """
-
-    # schedule, fractions of the run (authors of 300k: stages 1/3 each, phases 20k, refresh 100)
-    stage1: float = 1 / 3
-    stage2: float = 1 / 3
-    alternate_every: float = 1 / 15
-    refresh_every: float = 1 / 3000
-    blend: float = 0.75  # of a graph phase: soft -> UOT blend, then frozen adjacency (15k/20k)
-    graph_mapping: str = "blend"  # "soft": soft adjacency only (former)
-    restart_schedule: bool = True  # warm-up + poly + fresh moments per stage; False: one schedule
-    # stage 3
-    train_prototypes: bool = True  # False: node prototypes stay frozen (former)
-    finetune_weights: dict[str, float] = field(
-        default_factory=lambda: dict(AUTHORS_FINETUNE_WEIGHTS)
-    )
-    prune: str = "usage"  # "unlinked": drop nodes no label maps to at stage 3's start (former)
-    prune_at: float = 0.5  # of stage 3 (FINETUNE_STAGE1_ITERS 50k of 100k)
-    prune_share: float = 0.01
-    # label graph (mdseg.taxonomy.gnn.GraphOptions)
-    hidden_dim: int = 256
-    embed_dim: int = 64
-    temperature: float = 0.07
-    gnn_input_relu: bool = True
-    gnn_dropout: float = 0.5
-    gnn_aggregation: str = "row_mean"
-    dataset_embedding: bool = True
-    gnn_init_std: float | None = 0.02  # None: normal at the text features' std (former)
-    text_scale: str = "none"
-    init_adjacency_logit: float = 1.0
-    # head
-    prototype_init_std: float = 0.02  # stage-1 prototypes (HRNetv2_mulhead.py)
-    prototype_scale: float = 1.0  # stage-1 and unified logits x this (a short-run aid; see README)
-    logit_scale: float | None = None  # a number: unit node embeddings times it (former: 10)
-    dataset_scores: str = "linear"  # M u (eq. 5); "logsumexp": sum of the nodes' probabilities
-    # losses of the graph phases
-    ce_weight: float = 1.0
-    orth_weight: float = 10.0
-    orthogonality: str = "row_entropy"  # "identity_ce" (former)
-    orth_temperature: float = 0.07
-    # UOT (mdseg.taxonomy.uot.LinkRule)
-    uot_reg: float = 0.01
-    uot_reg_m: float = 5.0
-    uot_cost: str = "half"
-    uot_solver: str = "knopp"
-    uot_link: str = "argmax"
-    link_min_share: float = 0.5
-    uot_drop_ratio: float = 1.0
-    uot_empty_label: str = "ascending"
-    uot_marginal_momentum: float | None = 0.7
-    # merge at the stage switch
-    merge: str = "unidet"  # or "text_assisted" (former)
-    unidet_tau: float = 0.4
-    unidet_pair_cost: float = 0.05
-    unidet_size_reward: float = 0.5
-    unidet_max_datasets: int = 7
-    merge_threshold: float = 0.5  # text_assisted only, as the four below
-    text_weight: float = 1.0
-    visual_weight: float = 0.2
-    mutual_preference: bool = True
-    extra_link_threshold: float = 0.65
-    # unseen datasets
-    zero_shot_encoder: str = "minilm"
-    zero_shot_encoder_path: str | None = None
-
-    def graph(self) -> GraphOptions:
-        return GraphOptions(
-            hidden=self.hidden_dim,
-            out_dim=self.embed_dim,
-            temperature=self.temperature,
-            input_relu=self.gnn_input_relu,
-            dropout=self.gnn_dropout,
-            aggregation=self.gnn_aggregation,
-            dataset_embedding=self.dataset_embedding,
-            init_std=self.gnn_init_std,
-            input_scale=self.text_scale,
-        )
-
-    def link_rule(self) -> LinkRule:
-        return LinkRule(
-            reg=self.uot_reg,
-            reg_m=self.uot_reg_m,
-            cost=self.uot_cost,
-            solver=self.uot_solver,
-            link=self.uot_link,
-            min_share=self.link_min_share,
-            drop_ratio=self.uot_drop_ratio,
-            empty_label=self.uot_empty_label,
-            marginal_momentum=self.uot_marginal_momentum,
-        )
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Stage boundaries and periods in steps for a run of ``total`` steps."""
-
-    stage2_start: int
-    stage3_start: int
-    alternate: int
-    refresh: int
-    blend: int
-    prune_step: int
-    total: int
-
-    @classmethod
-    def of(cls, opts: Options, total: int) -> Schedule:
-        s2 = max(1, round(opts.stage1 * total))
-        s3 = max(s2 + 1, round((opts.stage1 + opts.stage2) * total))
-        alternate = max(1, round(opts.alternate_every * total))
-        return cls(
-            s2,
-            s3,
-            alternate,
-            max(1, round(opts.refresh_every * total)),
-            min(alternate, max(1, round(opts.blend * alternate))),
-            s3 + round(opts.prune_at * (total - s3)),
-            total,
-        )
-
-    def phase(self, step: int) -> str:
-        """``multi_head``, ``graph``, ``segmentation`` (stage 2) or ``finetune``."""
-        if step < self.stage2_start:
-            return "multi_head"
-        if step >= self.stage3_start:
-            return "finetune"
-        return "graph" if (self.since_phase(step)[0] % 2 == 0) else "segmentation"
-
-    def since_phase(self, step: int) -> tuple[int, int]:
-        """Stage-2 phase number of ``step`` and the steps since that phase began."""
-        return divmod(step - self.stage2_start, self.alternate)
-
-    def phase_starts(self) -> list[int]:
-        """First step of every phase, in order."""
-        return [0, *range(self.stage2_start, self.stage3_start, self.alternate), self.stage3_start]
 
 
 @METHODS.register("autouniseg")
 class AutoUniSeg(Method):
-    name = "autouniseg"
     needs_text_features = True
+    Options = AutoUniSegOptions
+    opts: AutoUniSegOptions
 
     def __init__(self, dataset_classes: dict[str, list[str]], **options: Any) -> None:
         text = options.pop("text_features", None)
-        super().__init__(dataset_classes)
-        self.opts = Options(**checked_options(Options, options, self.name))
+        super().__init__(dataset_classes, **options)
         if text is None:
             raise ValueError("method 'autouniseg' needs text_features (one tensor per dataset)")
         self.text = torch.cat([label_features(k, dataset_classes[k], text) for k in self.datasets])
@@ -266,7 +114,7 @@ class AutoUniSeg(Method):
         self._phase = "multi_head"
         self._blend = 1.0
         self._losses: list[float] = []
-        self._encoder: TextEncoder | None = None
+        self._zero_shot = ZeroShot(self.opts.zero_shot_encoder, self.opts.zero_shot_encoder_path)
         self._update_classes()
 
     # ------------------------------------------------------------------ network
@@ -747,62 +595,17 @@ class AutoUniSeg(Method):
                 "mapped_logits": mapped,
                 "best_node": {c: js for c, js in best_node.items() if js},
             }
-        fit_data, fit_name = data, "iou_fit_on_evaluated_split"
-        if HOLDOUT in data.manifest["splits"]:
-            fit_data, fit_name = SplitDataset(data.dir, HOLDOUT), "iou_fit_on_holdout"
-        confusion = self._confusion(model, fit_data, device, inference or Inference())
-        fitted = fit_many_to_one(iou_matrix(confusion))
-        return {fit_name: fitted, "zero_shot": self._zero_shot(dataset_key, data.classes)}
-
-    @torch.no_grad()
-    def _confusion(
-        self,
-        model: Segmentor,
-        data: SplitDataset,
-        device: torch.device,
-        inference: Inference,
-    ) -> np.ndarray:
-        """Pixel counts ``[active nodes, target classes]`` of argmax node vs ground truth, the
-        images scored as the evaluation scores them (``inference``), so the fitted mapping
-        reads the predictions it will be applied to."""
-        n, c = len(self.node_names), len(data.classes)
-        counts = torch.zeros(n * c, dtype=torch.long)
-
-        def score(images: torch.Tensor) -> torch.Tensor:
-            return self.scores(model, images)
-
-        for batch, batch_labels in same_size_batches(data):
-            for images, labels in split_batch(batch, batch_labels):
-                size = tuple(labels.shape[-2:])
-                for (rows, cols), scores in label_scores(score, images.to(device), size, inference):
-                    pred = scores[:, :n].argmax(1).cpu()
-                    target = labels[:, rows, cols]
-                    valid = target != IGNORE_ID
-                    counts += torch.bincount(pred[valid] * c + target[valid], minlength=n * c)
-        return counts.view(n, c).numpy()
-
-    def _zero_shot(self, dataset_key: str, classes: list[str]) -> Matches:
-        """Nodes to target classes by text similarity (see the module docstring)."""
-        encoder = self._zero_shot_encoder()
-        label_texts = [t for d in self.datasets for t in class_texts(d, self.dataset_classes[d])]
-        label_feats = F.normalize(encoder.encode(label_texts), dim=1)
-        node_feats = torch.stack(
-            [
-                label_feats[torch.from_numpy(np.flatnonzero(self.mapping[r]))].mean(0)
-                for r in np.flatnonzero(self.active)
-            ]
+        fit_name, fitted = fit_unseen(
+            lambda images: self.scores(model, images),
+            len(self.node_names),
+            data,
+            device,
+            inference or Inference(),
         )
-        target = encoder.encode(class_texts(dataset_key, classes))
-        return zero_shot_many_to_one(node_feats, target)
-
-    def _zero_shot_encoder(self) -> TextEncoder:
-        if self._encoder is None:
-            from mdseg.labels.encoders import build_encoder
-
-            self._encoder = build_encoder(
-                self.opts.zero_shot_encoder, self.opts.zero_shot_encoder_path
-            )
-        return self._encoder
+        zero_shot = self._zero_shot.matches(
+            self.dataset_classes, self.mapping[self.active], dataset_key, data.classes
+        )
+        return {fit_name: fitted, "zero_shot": zero_shot}
 
 
 def prune_links(block: np.ndarray, usage: np.ndarray, share: float) -> np.ndarray:
@@ -865,24 +668,8 @@ def label_features(key: str, classes: list[str], text: dict[str, torch.Tensor]) 
     return feats[[names.index(c) for c in classes]]
 
 
-def class_texts(key: str, classes: list[str]) -> list[str]:
-    """Description of each class: the packaged one where the dataset has it, else the template."""
-    from mdseg.datasets.classnames import load_classnames
-    from mdseg.datasets.info import DATASETS as KNOWN
-    from mdseg.labels.descriptions import TEMPLATE, describe
-
-    known: dict[str, str] = {}
-    display = key
-    if key in KNOWN:
-        display = KNOWN[key].display
-        known = dict(zip(load_classnames(key), describe(key), strict=True))
-    return [known.get(c, TEMPLATE.format(label=c, dataset=display)) for c in classes]
-
-
 def _holdout_or_train(run: TrainRun, key: str) -> SplitDataset:
     """The dataset's held-out split; its training split where it has none (real datasets)."""
-    from mdseg.data import SplitDataset
-
     directory = run.dataset_dirs[key]
     manifest = json.loads((Path(directory) / "manifest.json").read_text())
     if HOLDOUT in manifest["splits"]:

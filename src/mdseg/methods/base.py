@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +21,18 @@ if TYPE_CHECKING:
 # target-dataset class id -> model class ids (``scores`` channels) that predict it
 Matches = dict[int, list[int]]
 
-METHODS: Registry[type[Method]] = Registry("method")
+# ``@METHODS.register("x")`` also sets the class's ``name`` to "x"
+METHODS: Registry[type[Method]] = Registry("method", name_attr="name")
+
+
+def checked_options(cls: type, options: dict[str, Any], method: str) -> dict[str, Any]:
+    """``options`` if every key is a field of dataclass ``cls``; else an error naming the
+    unknown keys and the known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"method {method!r}: unknown options {unknown}; known: {sorted(known)}")
+    return options
 
 
 @dataclass
@@ -53,11 +64,16 @@ class Method:
     whatever they learn besides network weights goes through ``state_dict`` so checkpoints
     and ``model.pt`` carry it. Methods that read label text features set
     ``needs_text_features`` and receive them as the ``text_features`` option.
+
+    A method with ``method_options`` names their frozen dataclass in ``Options`` (each field's
+    type, default and purpose in its ``Args:``); the base class builds ``self.opts`` from the
+    options, refusing unknown keys. ``name`` is set by ``METHODS.register``.
     """
 
     name: ClassVar[str]
     max_datasets: ClassVar[int | None] = None
     needs_text_features: ClassVar[bool] = False
+    Options: ClassVar[type | None] = None
 
     def __init__(self, dataset_classes: dict[str, list[str]], **options: Any) -> None:
         if not dataset_classes:
@@ -67,8 +83,10 @@ class Method:
                 f"method {self.name!r} trains on at most {self.max_datasets} dataset(s), "
                 f"got {sorted(dataset_classes)}"
             )
-        if options:
+        if self.Options is None and options:
             raise ValueError(f"method {self.name!r} takes no options, got {sorted(options)}")
+        if self.Options is not None:
+            self.opts = self.Options(**checked_options(self.Options, options, self.name))
         self.datasets = list(dataset_classes)
         self.dataset_classes = dataset_classes
         self.classes: list[str] = []

@@ -37,6 +37,7 @@ at the same step to the same relations.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,9 @@ from mdseg.distributed import Context
 from mdseg.inference import all_reduce_sum, rank_share, training_scale_tiles
 from mdseg.io import IGNORE_ID, atomic_path
 from mdseg.label_space import lookup_table, normalise
+from mdseg.losses import label_targets
 from mdseg.methods.base import METHODS, TrainRun
-from mdseg.methods.null_bce import COSINE_SCALE, CosineNullBCE, label_targets
+from mdseg.methods.null_bce import COSINE_SCALE, CosineNullBCE
 from mdseg.models.heads import CosineClassifier
 from mdseg.models.segmentor import Segmentor
 
@@ -215,51 +217,69 @@ def restrict_relations(
     return similarity
 
 
-@METHODS.register("cr_bce")
-class ClassRelationalBCE(CosineNullBCE):
-    """Eq. 8 on the cosine classifier; ``relations`` is a relations file's content (given by
-    ``mdseg train --relations``) under ``schedule: finetune``."""
+@dataclass(frozen=True)
+class CRBCEOptions:
+    """``method_options`` of ``cr_bce``; all but ``schedule`` apply to ``schedule: in_run`` only.
 
-    name = "cr_bce"
+    Args:
+        schedule (str, default "finetune"): ``finetune``, the authors' protocol: fine-tune a
+            trained ``cosine_bce`` model with the relations file of one (``second_stage.py``);
+            ``in_run``: pre-train, relate and train within one run (the former protocol).
+        pretrain_fraction (float, default 0.5): share of the steps trained with Null BCE before
+            the relations are computed; the former protocol's split of one budget.
+        restart (bool, default True): the network and optimiser return to step 0 at the switch,
+            so C-R BCE trains as a separate run would.
+        statistic (str, default "cosine"): eq. 7's statistic, the plain cosine as the authors'
+            ``stats_collector_trainer.py`` averages it, or ``sigmoid`` (the paper's [0, 1] scale).
+        similarity_images (int | None, default None): training images per dataset in the eq. 7
+            pass, evenly spaced; None: all of them (§3.3: the whole training split).
+    """
 
-    def __init__(
-        self,
-        dataset_classes: dict[str, list[str]],
-        schedule: str = "finetune",
-        relations: dict[str, Any] | None = None,
-        pretrain_fraction: float | None = None,
-        restart: bool | None = None,
-        statistic: str | None = None,
-        similarity_images: int | None = None,
-        **options: object,
-    ) -> None:
-        super().__init__(dataset_classes, **options)
-        if schedule not in SCHEDULES:
-            raise ValueError(f"cr_bce: schedule must be one of {SCHEDULES}, got {schedule!r}")
-        in_run = {
-            "pretrain_fraction": pretrain_fraction,
-            "restart": restart,
-            "statistic": statistic,
-            "similarity_images": similarity_images,
-        }
-        given = sorted(k for k, v in in_run.items() if v is not None)
-        if schedule == "finetune" and given:
-            raise ValueError(f"cr_bce: {given} apply to schedule: in_run only")
-        if schedule == "in_run" and relations is not None:
-            raise ValueError("cr_bce: schedule in_run computes its own relations; drop the file")
-        self.schedule = schedule
-        self.pretrain_fraction = 0.5 if pretrain_fraction is None else pretrain_fraction
-        self.restart = True if restart is None else restart
-        self.statistic = statistic or "cosine"
-        self.similarity_images = similarity_images
+    schedule: str = "finetune"
+    pretrain_fraction: float = 0.5
+    restart: bool = True
+    statistic: str = "cosine"
+    similarity_images: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"cr_bce: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0 < self.pretrain_fraction < 1:
             raise ValueError(
                 f"cr_bce: pretrain_fraction must lie in (0, 1), got {self.pretrain_fraction}"
             )
-        if similarity_images is not None and similarity_images < 1:
-            raise ValueError(f"cr_bce: similarity_images must be >= 1, got {similarity_images}")
+        if self.similarity_images is not None and self.similarity_images < 1:
+            raise ValueError(
+                f"cr_bce: similarity_images must be >= 1, got {self.similarity_images}"
+            )
         if self.statistic not in STATISTICS:
-            raise ValueError(f"cr_bce: statistic must be one of {STATISTICS}, got {statistic!r}")
+            raise ValueError(
+                f"cr_bce: statistic must be one of {STATISTICS}, got {self.statistic!r}"
+            )
+
+
+@METHODS.register("cr_bce")
+class ClassRelationalBCE(CosineNullBCE):
+    """Eq. 8 on the cosine classifier; ``relations`` is a relations file's content (given by
+    ``mdseg train --relations``) under ``schedule: finetune``. Options given as None take
+    their defaults."""
+
+    Options = CRBCEOptions
+    opts: CRBCEOptions
+
+    def __init__(
+        self,
+        dataset_classes: dict[str, list[str]],
+        relations: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        given = {k: v for k, v in options.items() if v is not None}
+        super().__init__(dataset_classes, **given)
+        in_run_only = sorted(set(given) - {"schedule"})
+        if self.opts.schedule == "finetune" and in_run_only:
+            raise ValueError(f"cr_bce: {in_run_only} apply to schedule: in_run only")
+        if self.opts.schedule == "in_run" and relations is not None:
+            raise ValueError("cr_bce: schedule in_run computes its own relations; drop the file")
         self.own = own_union_ids(list(dataset_classes.values()), self.classes)
         self.similarity: list[torch.Tensor] | None = None
         self.tau: float | None = None
@@ -273,25 +293,25 @@ class ClassRelationalBCE(CosineNullBCE):
         """``in_run``: the step at which relations are computed and C-R BCE training starts."""
         if total_steps < 2:
             raise ValueError(f"cr_bce needs at least 2 iterations, got {total_steps}")
-        return min(total_steps - 1, max(1, round(self.pretrain_fraction * total_steps)))
+        return min(total_steps - 1, max(1, round(self.opts.pretrain_fraction * total_steps)))
 
     def schedule_starts(self, total_steps: int) -> list[int]:
         """``in_run`` with ``restart``: a fresh warm-up and decay, like a separately trained
         network; a fine-tune has one schedule of its own."""
-        if self.schedule == "in_run" and self.restart:
+        if self.opts.schedule == "in_run" and self.opts.restart:
             return [0, self.switch_step(total_steps)]
         return [0]
 
     def before_step(self, step: int, model: Segmentor, run: TrainRun) -> None:
         if self.similarity is not None:
             return
-        if self.schedule == "finetune":
+        if self.opts.schedule == "finetune":
             raise RuntimeError(
                 "cr_bce (schedule finetune) needs the relations of a cosine model: the "
                 "experiment's `relations` (mdseg train --relations relations.pt)"
             )
         if step < self.switch_step(run.total_steps):
-            if self.restart and self.initial is None:
+            if self.opts.restart and self.initial is None:
                 if step:
                     raise RuntimeError(f"cr_bce: resumed at step {step} without step 0's weights")
                 self.initial = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -300,16 +320,16 @@ class ClassRelationalBCE(CosineNullBCE):
             model,
             [run.splits[k] for k in self.datasets],
             len(self.classes),
-            self.similarity_images,
+            self.opts.similarity_images,
             run.device,
             run.ctx,
             run.crop_size,
             run.resize_short_side,
             run.workers,
-            self.statistic,
+            self.opts.statistic,
         )
         self._set_similarity(similarity)
-        if self.restart:
+        if self.opts.restart:
             model.load_state_dict(self.initial)
             run.optimizer.state.clear()
         self.initial = None

@@ -7,11 +7,10 @@ are implicitly negatives for every pixel, which is the source of the gradient co
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mdseg.io import IGNORE_ID
 from mdseg.label_space import union_by_name
+from mdseg.losses import pixel_cross_entropy
 from mdseg.methods.base import METHODS, Method
 from mdseg.models.heads import LinearClassifier
 from mdseg.models.segmentor import Segmentor
@@ -19,8 +18,6 @@ from mdseg.models.segmentor import Segmentor
 
 @METHODS.register("multi_ce")
 class MultiCE(Method):
-    name = "multi_ce"
-
     def __init__(self, dataset_classes: dict[str, list[str]], **options: object) -> None:
         super().__init__(dataset_classes, **options)
         self.classes = union_by_name(list(dataset_classes.values()))
@@ -36,4 +33,4 @@ class MultiCE(Method):
         dataset_idx: torch.Tensor,
     ) -> torch.Tensor:
         target = self.to_unified(labels, dataset_idx)
-        return F.cross_entropy(model(images, head="main"), target, ignore_index=IGNORE_ID)
+        return pixel_cross_entropy(model(images, head="main"), target)

@@ -18,7 +18,7 @@ dataset's label space through its head).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from mdseg.label_space import match_classes
-from mdseg.losses import dataset_losses
+from mdseg.losses import HeadLoss
 from mdseg.methods.base import METHODS, Matches, Method
 from mdseg.models.heads import DatasetHeads, DatasetPrototypes, PixelEmbedding
 from mdseg.models.segmentor import Segmentor
@@ -36,77 +36,38 @@ if TYPE_CHECKING:
     from mdseg.inference import Inference
 
 HEAD = "multi"
-# per-dataset loss weights of AutoUniSeg's authors (``loss_weight_dict``): stages 1 and 2 in
-# auto_uni_seg/HRNetv2_model.py, stage 3 in auto_uni_seg/HRNetv2_model_finetune.py; others 1
-AUTHORS_WEIGHTS = {"mapillary": 3.0, "ade20k": 15.0, "coco": 15.0}
-AUTHORS_FINETUNE_WEIGHTS = {"mapillary": 3.0, "ade20k": 3.0, "coco": 3.0}
-
-
-@dataclass(frozen=True)
-class HeadLoss:
-    """How a per-dataset head is trained: ``loss`` ohem (authors) or ce, OHEM's probability
-    ``ohem_threshold``, ``dataset_weights`` by dataset key (missing = 1) and the reduction
-    (``sum_of_datasets``: each dataset's mean loss, weighted and summed, as detectron2 sums the
-    authors' per-dataset losses; ``pixel_mean``: one mean over every labelled pixel)."""
-
-    loss: str = "ohem"
-    ohem_threshold: float = 0.7
-    dataset_weights: dict[str, float] = field(default_factory=lambda: dict(AUTHORS_WEIGHTS))
-    loss_reduction: str = "sum_of_datasets"
-
-    def __call__(
-        self,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        dataset_idx: torch.Tensor,
-        offsets: list[int],
-        datasets: list[str],
-        weights: dict[str, float] | None = None,
-    ) -> torch.Tensor:
-        """Each sample's loss over its own dataset's block of ``logits`` channels."""
-        table = self.dataset_weights if weights is None else weights
-        return dataset_losses(
-            logits,
-            labels,
-            dataset_idx,
-            offsets,
-            kind=self.loss,
-            threshold=self.ohem_threshold,
-            weights=[float(table.get(d, 1.0)) for d in datasets],
-            reduction=self.loss_reduction,
-        )
-
-
-def checked_options(cls: type, options: dict[str, Any], method: str) -> dict[str, Any]:
-    """``options`` if every key is a field of dataclass ``cls``; else an error naming the
-    unknown keys and the known ones."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"method {method!r}: unknown options {unknown}; known: {sorted(known)}")
-    return options
 
 
 @dataclass(frozen=True)
 class MultiHeadOptions(HeadLoss):
-    """``method_options`` of ``multi_head``: the loss (:class:`HeadLoss`), the head kind
-    (``prototypes``: the authors'; ``linear``: a 1x1 classifier per dataset) and the
-    embedding size (the authors' 512, ``OUTPUT_FEAT_DIM``; 64 sized for the synthetic
-    benchmark, as AutoUniSeg's own default)."""
+    """``method_options`` of ``multi_head``: the loss fields of :class:`~mdseg.losses.HeadLoss`
+    and the heads.
+
+    Args:
+        head (str, default "prototypes"): ``prototypes``, class prototypes scored against a
+            shared pixel embedding (authors: ``HRNetv2_mulhead.py``), or ``linear``, a 1x1
+            classifier per dataset (the former baseline).
+        embed_dim (int, default 64): size of the pixel embedding; the authors' 512
+            (``OUTPUT_FEAT_DIM``) scaled to the synthetic benchmark, as ``autouniseg``'s.
+        prototype_init_std (float, default 0.02): std of the prototypes' truncated-normal
+            start (authors: ``trunc_normal_(std=0.02)``, ``HRNetv2_mulhead.py``).
+        prototype_scale (float, default 1.0): logits times this; 1 as the authors, larger lets
+            a short run's logits grow fast enough (see ``DatasetPrototypes``).
+    """
 
     head: str = "prototypes"
     embed_dim: int = 64
     prototype_init_std: float = 0.02
-    prototype_scale: float = 1.0  # logits x this: 1 as the authors; see DatasetPrototypes
+    prototype_scale: float = 1.0
 
 
 @METHODS.register("multi_head")
 class MultiHead(Method):
-    name = "multi_head"
+    Options = MultiHeadOptions
+    opts: MultiHeadOptions
 
     def __init__(self, dataset_classes: dict[str, list[str]], **options: Any) -> None:
-        super().__init__(dataset_classes)
-        self.opts = MultiHeadOptions(**checked_options(MultiHeadOptions, options, self.name))
+        super().__init__(dataset_classes, **options)
         sizes = [len(dataset_classes[d]) for d in self.datasets]
         self.offsets = [int(x) for x in np.concatenate([[0], np.cumsum(sizes)])]
         self.classes = [f"{d}:{c}" for d in self.datasets for c in dataset_classes[d]]

@@ -1,24 +1,13 @@
-"""``null_bce``: one sigmoid classifier over the union label space, UniSeg's Null BCE (eq. 4).
-
-A pixel of dataset i is a positive for its own class and a negative for the other classes of
-dataset i; classes of the union that dataset i does not define are "Null": they get no loss at
-all, so two identical pixels from datasets with conflicting label spaces no longer push a logit
-in opposite directions (eq. 3 vs eq. 5).
-
-Normalisation: eq. 4 is a plain sum over pixels and over the dataset's classes. We keep the sum
-over classes per pixel and divide by the number of labelled pixels in the batch, the way
-cross-entropy is averaged over pixels, so every logit receives ``(Q - Y) / pixels`` exactly as a
-softmax logit receives ``(P - Y) / pixels`` under ``multi_ce`` and the learning rates compare.
-"""
+"""``null_bce``: one sigmoid classifier over the union label space trained with UniSeg's Null
+BCE (eq. 4, :mod:`mdseg.losses.null_bce`); ``cosine_bce``: the same on a cosine classifier."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mdseg.io import IGNORE_ID
-from mdseg.label_space import lookup_table, union_by_name
+from mdseg.label_space import union_by_name
+from mdseg.losses import label_targets, masked_bce
 from mdseg.methods.base import METHODS, Method
 from mdseg.models.heads import CosineClassifier, LinearClassifier
 from mdseg.models.segmentor import Segmentor
@@ -27,56 +16,9 @@ COSINE_SCALE = (
     20.0  # t of UniSeg App. G (authors: configs/model/hrnet_w18_cosine.yaml scale_factor)
 )
 
-# (dataset, source label id) -> union class ids that are positive / that enter the loss
-Targets = tuple[torch.Tensor, torch.Tensor]
-
-
-def label_targets(
-    dataset_classes: list[list[str]],
-    union: list[str],
-    related: dict[tuple[int, int], list[int]] | None = None,
-) -> Targets:
-    """Per-label BCE targets over ``union``: ``positive`` and ``known`` of shape ``[D, 256, K]``.
-
-    Label c of dataset d is positive for its own union class and known (0 or 1, not Null) for
-    every class of dataset d; ``related[(d, c)]`` adds union classes that are also positive
-    (UniSeg eq. 6). The ignore id and unused ids are known for nothing.
-    """
-    positive = torch.zeros(len(dataset_classes), 256, len(union), dtype=torch.bool)
-    known = torch.zeros_like(positive)
-    for d, classes in enumerate(dataset_classes):
-        own = lookup_table(classes, union)[: len(classes)]
-        for c, u in enumerate(own.tolist()):
-            known[d, c, own] = True
-            positive[d, c, u] = True
-            for extra in (related or {}).get((d, c), []):
-                known[d, c, extra] = True
-                positive[d, c, extra] = True
-    known[:, IGNORE_ID] = False
-    return positive, known
-
-
-def masked_bce(
-    logits: torch.Tensor, labels: torch.Tensor, dataset_idx: torch.Tensor, targets: Targets
-) -> torch.Tensor:
-    """Sigmoid BCE summed over the known classes of each pixel, averaged over labelled pixels.
-
-    ``logits`` is ``[B, K, H, W]``; ``labels`` holds each sample's own dataset ids.
-    """
-    positive, known = (t.to(logits.device) for t in targets)
-    index = (dataset_idx[:, None, None], labels)
-    pos = positive[index].permute(0, 3, 1, 2)
-    mask = known[index].permute(0, 3, 1, 2)
-    # -log(sigmoid(x)) for positives, -log(1 - sigmoid(x)) for negatives, stable for any x
-    per_class = F.softplus(torch.where(pos, -logits, logits))
-    total = torch.where(mask, per_class, torch.zeros_like(per_class)).sum()
-    return total / (labels != IGNORE_ID).sum().clamp(min=1)
-
 
 @METHODS.register("null_bce")
 class NullBCE(Method):
-    name = "null_bce"
-
     def __init__(self, dataset_classes: dict[str, list[str]], **options: object) -> None:
         super().__init__(dataset_classes, **options)
         self.classes = union_by_name(list(dataset_classes.values()))
@@ -104,8 +46,6 @@ class CosineNullBCE(NullBCE):
     configs/model/hrnet_w18_cosine.yaml), collect their statistics with it
     (stats_collector_trainer.py) and load it in their second stage (second_stage.py).
     """
-
-    name = "cosine_bce"
 
     def build_heads(self, in_channels: int) -> dict[str, nn.Module]:
         return {"main": CosineClassifier(in_channels, len(self.classes), COSINE_SCALE)}

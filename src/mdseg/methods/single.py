@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mdseg.io import IGNORE_ID
+from mdseg.losses import pixel_cross_entropy
 from mdseg.methods.base import METHODS, Method
 from mdseg.models.heads import LinearClassifier
 from mdseg.models.segmentor import Segmentor
@@ -14,7 +13,6 @@ from mdseg.models.segmentor import Segmentor
 
 @METHODS.register("single")
 class Single(Method):
-    name = "single"
     max_datasets = 1
 
     def __init__(self, dataset_classes: dict[str, list[str]], **options: object) -> None:
@@ -31,4 +29,4 @@ class Single(Method):
         labels: torch.Tensor,
         dataset_idx: torch.Tensor,
     ) -> torch.Tensor:
-        return F.cross_entropy(model(images, head="main"), labels, ignore_index=IGNORE_ID)
+        return pixel_cross_entropy(model(images, head="main"), labels)

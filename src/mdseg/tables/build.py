@@ -293,7 +293,8 @@ def build_tables(
     cfg: dict[str, Any], eval_dir: Path, datasets_dir: Path, models_dir: Path, out_dir: Path
 ) -> list[Path]:
     """Write ``<paper>_<table>.csv`` for every reference table and a PNG for the numeric ones,
-    the claims (``claims.csv`` and its summary figure ``claims.png``) and taxonomy recovery.
+    the claims (``claims.csv`` and its summary figure ``claims.png``), taxonomy recovery and
+    each trained model's curves (``curves/<experiment>.png``).
 
     All of them are built in a staging folder beside ``out_dir`` and moved in at the end, so a
     bad input (a damaged result or log) leaves the tables of the last good run as they were.
@@ -301,11 +302,14 @@ def build_tables(
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as staging:
-        built = _build_tables(cfg, eval_dir, datasets_dir, models_dir, Path(staging))
-        out_dir.mkdir(exist_ok=True)
+        built = [
+            p.relative_to(staging)
+            for p in _build_tables(cfg, eval_dir, datasets_dir, models_dir, Path(staging))
+        ]
         for path in built:
-            os.replace(path, out_dir / path.name)
-    return [out_dir / path.name for path in built]
+            (out_dir / path).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(Path(staging) / path, out_dir / path)
+    return [out_dir / path for path in built]
 
 
 def _build_tables(
@@ -341,8 +345,9 @@ def _build_tables(
         written.append(path)
     plot_claims(claims, out_dir / "claims.png")
     written.append(out_dir / "claims.png")
-    if logs:
-        curves = out_dir / "training_curves.png"
-        plot_training_curves(logs, curves)
+    (out_dir / "curves").mkdir()
+    for name, log in logs.items():
+        curves = out_dir / "curves" / f"{name}.png"
+        plot_training_curves(name, log, curves)
         written.append(curves)
     return written + stages_summary(Path(models_dir), out_dir)

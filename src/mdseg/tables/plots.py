@@ -1,5 +1,6 @@
-"""Grouped bars of the paper's number beside ours (one panel per table column), the training
-curves, and the claims summary (each claim's gap over seeds with its verdict)."""
+"""Grouped bars of the paper's number beside ours (one panel per table column), each
+experiment's training curves, and the claims summary (each claim's gap over seeds with its
+verdict)."""
 
 from __future__ import annotations
 
@@ -64,17 +65,29 @@ def plot_paper_vs_ours(table: pd.DataFrame, dimension: str | None, title: str, p
     _save(fig, path)
 
 
-def plot_training_curves(logs: dict[str, pd.DataFrame], path: Path) -> None:
-    """Loss per step of every experiment (smoothed over 10 steps), one line each."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, log in sorted(logs.items()):
-        ax.plot(log.step, log.loss.rolling(10, min_periods=1).mean(), label=name, lw=1.2)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (10-step mean)")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
+def plot_training_curves(name: str, log: pd.DataFrame, path: Path) -> None:
+    """One experiment's ``train_log.csv``: the loss per step (faint) and its 10-step mean, the
+    learning rate, and the validation mIoU where it was scored (``training.val_every``)."""
+    val = log["val_miou"].dropna() if "val_miou" in log else pd.Series(dtype=float)
+    panels = 3 if len(val) else 2
+    fig, axes = plt.subplots(1, panels, figsize=(3.2 * panels, 2.6))
+    loss, lr = axes[0], axes[1]
+    loss.plot(log.step, log.loss, lw=0.6, alpha=0.35, color="#d1495b")
+    loss.plot(log.step, log.loss.rolling(10, min_periods=1).mean(), lw=1.2, color="#d1495b")
+    loss.set_title("training loss (per step, 10-step mean)", fontsize=8)
+    lr.plot(log.step, log.lr, lw=1.2, color="#30638e")
+    lr.set_title("learning rate", fontsize=8)
+    if len(val):
+        axes[2].plot(log.step[val.index], val, marker="o", ms=3, lw=1.2, color="#2e8540")
+        axes[2].set_title("validation mIoU (%, subset)", fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(name, fontsize=9)
+    # a fixed layout and linear axes: tight_layout and log ticks measure every tick label,
+    # which cost more than half of a figure (one per experiment, in the tables job)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.18, top=0.8, wspace=0.28)
     _save(fig, path)
 
 

@@ -8,8 +8,10 @@ was read). Only empty cells are missing values: the paper's ``N/A`` and ``-`` ce
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 REFERENCE_TABLES: tuple[str, ...] = (
     "uniseg_table1",
@@ -27,6 +29,8 @@ REFERENCE_TABLES: tuple[str, ...] = (
 
 def load_reference(name: str) -> pd.DataFrame:
     """Read one transcribed table; unknown names raise a KeyError listing the available ones."""
+    import pandas as pd  # here, so that the workflow reads REFERENCE_TABLES without pandas
+
     if name not in REFERENCE_TABLES:
         raise KeyError(
             f"unknown reference table {name!r}; available: {', '.join(REFERENCE_TABLES)}"

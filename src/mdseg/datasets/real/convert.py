@@ -20,11 +20,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from mdseg.datasets.real.png import SOURCE_REMEDY, write_label
 from mdseg.errors import DamagedFile, about
 from mdseg.io import IGNORE_ID
+from mdseg.progress import progress
 
 UNKNOWN = 254  # never a canonical id (the largest label space has 150 classes)
 
@@ -173,7 +173,7 @@ def convert_all(
     for folder in {p.parent for p in targets.values()}:
         folder.mkdir(parents=True, exist_ok=True)
     work = [(converter, it, out) for it, out in targets.items()]
-    bar = tqdm(total=len(work), desc="convert", unit="map", disable=None)
+    bar = progress(len(work), "convert", unit="map")
     if jobs > 1:
         # chunks amortise the hand-over; small ones keep the workers' last chunks even
         chunk = max(1, min(16, len(work) // (16 * jobs)))

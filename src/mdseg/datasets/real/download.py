@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import yaml
-from tqdm import tqdm
 from tqdm.utils import CallbackIOWrapper
 
 from mdseg.datasets.real.registry import Archive, RealDataset, real_dataset
 from mdseg.errors import MdsegError
 from mdseg.io import atomic_path, sha256, write_json
+from mdseg.progress import progress
 from mdseg.secrets import host, redact, redact_url
 
 CHUNK = 1 << 20
@@ -191,9 +191,7 @@ def _transfer(url: str, part: Path, open_url: Callable[..., Any]) -> None:
         total = have + int(length) if length is not None else None
         with (
             open(part, "ab" if have else "wb") as out,
-            tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=part.name, disable=None
-            ) as bar,
+            progress(total, part.name, unit="B", unit_scale=True, initial=have) as bar,
         ):
             while chunk := _read(response, url, part):
                 try:
@@ -559,9 +557,9 @@ def _unpack(path: Path, dest: Path) -> list[Path]:
         ) from err
 
 
-def _bar(name: str, total: int) -> tqdm:
-    """A byte progress bar like ``fetch``'s; hidden when stderr is not a terminal."""
-    return tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=None)
+def _bar(name: str, total: int) -> Any:
+    """Byte progress like ``fetch``'s: a bar on a terminal, periodic lines in a job's log."""
+    return progress(total, name, unit="B", unit_scale=True)
 
 
 def _inside(root: Path, name: str, archive: Path) -> Path:

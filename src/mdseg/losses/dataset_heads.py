@@ -1,62 +1,28 @@
-"""Segmentation losses: OHEM cross-entropy and one loss per dataset over its own logit block.
+"""One loss per dataset over its own block of logit channels: Multi-SegHead and AutoUniSeg.
 
-The authors of AutoUniSeg train every stage, Multi-SegHead included, with OHEM cross-entropy
-(``auto_uni_seg/modeling/loss/ohem_ce_loss.py``, ``OhemCELoss``, ``LOSS.OHEM_THRESH: 0.7``),
-one loss per dataset over that dataset's logits, scaled by a per-dataset weight
-(``loss_weight_dict`` in ``auto_uni_seg/HRNetv2_model.py``) and summed (detectron2 sums the loss
-dict). Plain cross-entropy averaged over every labelled pixel of the batch is the former loss.
+Each sample is scored only on its own dataset's channels. As AutoUniSeg's authors train every
+stage: each dataset's OHEM cross-entropy (:mod:`mdseg.losses.cross_entropy`) scaled by a
+per-dataset weight (``loss_weight_dict`` in ``auto_uni_seg/HRNetv2_model.py``) and summed
+(detectron2 sums the loss dict). Plain cross-entropy averaged over every labelled pixel of the
+batch is this project's former loss (``loss: ce``, ``loss_reduction: pixel_mean``).
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from mdseg.io import IGNORE_ID
+from mdseg.losses.cross_entropy import ohem_cross_entropy, ohem_kept
 
 KINDS = ("ohem", "ce")
 REDUCTIONS = ("sum_of_datasets", "pixel_mean")
-
-
-def _ohem_kept(
-    logits: torch.Tensor, labels: torch.Tensor, threshold: float, min_fraction: float
-) -> torch.Tensor:
-    """The per-pixel losses OHEM keeps, as ``OhemCELoss.forward`` selects them.
-
-    Pixels whose cross-entropy exceeds ``-log(threshold)`` (a predicted probability of the true
-    class below ``threshold``); if fewer than ``floor(valid pixels * min_fraction)``, that
-    many largest losses of all pixels, ignored ones (loss 0) included, as their ``topk`` does.
-    """
-    if not 0 < threshold < 1:
-        raise ValueError(f"OHEM threshold: expected a probability in (0, 1), got {threshold}")
-    loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_ID, reduction="none").flatten()
-    # as theirs: -log of the float32 threshold, compared in the logits' dtype
-    thresh = -torch.log(torch.tensor(threshold, dtype=torch.float32)).to(loss.dtype)
-    n_min = math.floor(int((labels != IGNORE_ID).sum()) * min_fraction)
-    hard = loss[loss > thresh.to(loss.device)]
-    if hard.numel() < n_min:
-        hard = loss.topk(n_min).values
-    return hard
-
-
-def ohem_cross_entropy(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    threshold: float = 0.7,
-    min_fraction: float = 1 / 16,
-) -> torch.Tensor:
-    """OHEM cross-entropy of ``logits [B, C, H, W]`` against ``labels [B, H, W]``.
-
-    The mean of the kept losses (see :func:`_ohem_kept`); ``IGNORE_ID`` pixels have loss 0.
-    When nothing is kept (no labelled pixel, or fewer than ``1 / min_fraction`` and none hard)
-    the result is 0 with a gradient, where the authors' ``torch.mean`` of nothing gives NaN.
-    """
-    hard = _ohem_kept(logits, labels, threshold, min_fraction)
-    if hard.numel() == 0:
-        return logits.sum() * 0.0
-    return hard.mean()
+# per-dataset loss weights of AutoUniSeg's authors (``loss_weight_dict``): stages 1 and 2 in
+# auto_uni_seg/HRNetv2_model.py, stage 3 in auto_uni_seg/HRNetv2_model_finetune.py; others 1
+AUTHORS_WEIGHTS = {"mapillary": 3.0, "ade20k": 15.0, "coco": 15.0}
+AUTHORS_FINETUNE_WEIGHTS = {"mapillary": 3.0, "ade20k": 3.0, "coco": 3.0}
 
 
 def _block_sum(
@@ -66,7 +32,7 @@ def _block_sum(
     if kind == "ce":
         total = F.cross_entropy(block, labels, ignore_index=IGNORE_ID, reduction="sum")
         return total, (labels != IGNORE_ID).sum()
-    hard = _ohem_kept(block, labels, threshold, 1 / 16)
+    hard = ohem_kept(block, labels, threshold, 1 / 16)
     return hard.sum(), torch.tensor(hard.numel(), device=block.device)
 
 
@@ -123,3 +89,49 @@ def dataset_losses(
     if reduction == "pixel_mean":
         return total / count.clamp(min=1)
     return total
+
+
+@dataclass(frozen=True)
+class HeadLoss:
+    """How per-dataset heads are trained (:func:`dataset_losses`); the loss fields of the
+    ``method_options`` of ``multi_head`` and ``autouniseg``, which extend this class.
+
+    Args:
+        loss (str, default "ohem"): ``ohem``, the authors' loss (``ohem_ce_loss.py``), or
+            ``ce``, plain cross-entropy (the former loss).
+        ohem_threshold (float, default 0.7): a pixel is hard when its true class's probability
+            is below this (authors: ``LOSS.OHEM_THRESH``).
+        dataset_weights (dict[str, float], default AUTHORS_WEIGHTS): each dataset's loss times
+            this, missing keys 1 (authors: ``loss_weight_dict``, ``HRNetv2_model.py``).
+        loss_reduction (str, default "sum_of_datasets"): each dataset's mean loss, weighted and
+            summed, as detectron2 sums the authors' loss dict; ``pixel_mean``: one mean over
+            every kept pixel (former).
+    """
+
+    loss: str = "ohem"
+    ohem_threshold: float = 0.7
+    dataset_weights: dict[str, float] = field(default_factory=lambda: dict(AUTHORS_WEIGHTS))
+    loss_reduction: str = "sum_of_datasets"
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        dataset_idx: torch.Tensor,
+        offsets: list[int],
+        datasets: list[str],
+        weights: dict[str, float] | None = None,
+    ) -> torch.Tensor:
+        """Each sample's loss over its own dataset's block of ``logits`` channels; ``weights``
+        replaces ``dataset_weights`` (AutoUniSeg's stage 3)."""
+        table = self.dataset_weights if weights is None else weights
+        return dataset_losses(
+            logits,
+            labels,
+            dataset_idx,
+            offsets,
+            kind=self.loss,
+            threshold=self.ohem_threshold,
+            weights=[float(table.get(d, 1.0)) for d in datasets],
+            reduction=self.loss_reduction,
+        )

@@ -242,7 +242,7 @@ def main() -> None:
                             "precision": row["precision"],
                             "gpu": model,
                             "seconds_per_iteration": row["s_per_it"],
-                            "source": f"measured: benchmarks/gpu_check.py on {gpu}, {stamp}",
+                            "source": f"measured: scripts/gpu_check.py on {gpu}, {stamp}",
                         }
                     )
 

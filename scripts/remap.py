@@ -13,7 +13,7 @@ CPU time per map in each setting and how busy the two cores were: equal CPU per 
 cores mean the conversion itself scales, whatever the wall-clock noise.
 Goals: >= 45 maps/s per core, >= 3x the per-class loop, >= 1.8x from 1 to 2 processes.
 
-    python benchmarks/remap.py [--maps 40] [--repeats 9]
+    python scripts/remap.py [--maps 40] [--repeats 9]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ randomly initialised ``hrnet_w18_small_v2`` (weights do not change memory or tim
 its peak resident set size (``getrusage``; MB here are MiB) and the evaluation's wall time.
 Issue 11's goal: sliding windows (713, stride 2/3) at most 2 GB on CPU.
 
-    python benchmarks/eval_memory.py [--classes 65] [--width 4032] [--height 3024] [--threads 2]
+    python scripts/eval_memory.py [--classes 65] [--width 4032] [--height 3024] [--threads 2]
                                      [--device cuda]   # also peak GPU memory (max allocated)
 """
 
@@ -60,11 +60,11 @@ def write_dataset(root: Path, width: int, height: int, classes: int) -> Path:
 def child(mode: str, dataset: Path, classes: int, threads: int, device: str) -> dict[str, float]:
     import torch
 
+    from mdseg.build import build_model
     from mdseg.data import SplitDataset
     from mdseg.evaluate import evaluate_dataset
     from mdseg.inference import Inference
     from mdseg.methods import METHODS
-    from mdseg.train import build_model
 
     torch.set_num_threads(threads)
     data = SplitDataset(dataset, "val")

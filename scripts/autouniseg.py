@@ -17,7 +17,7 @@ refresh, the merge at the stage switch, a graph step and the unified head add to
    authors' dims (4096-d llama-2 text features, hidden 2048, 512-d output) with the authors'
    other :class:`~mdseg.taxonomy.gnn.GraphOptions` (ReLU, dropout 0.5 in training mode,
    row-mean aggregation), 230 nodes, the loss of a graph phase in miniature: the orthogonality
-   loss plus a linear term in the soft adjacency;
+   loss (:func:`mdseg.losses.orthogonality_loss`) plus a linear term in the soft adjacency;
 4. one segmentation training step (forward, OHEM dataset losses with the authors' weights via
    :func:`mdseg.losses.dataset_losses`, backward, AdamW) of the default config's scale
    (hrnet_w18_small_v2, 64 px crops, batch 7 = one image per dataset, one thread, 64-d pixel
@@ -28,7 +28,7 @@ refresh, the merge at the stage switch, a graph step and the unified head add to
    :func:`~mdseg.models.heads.map_logits`), its node count that of :func:`plausible_counts`'
    merge at the synthetic sizes.
 
-Usage: ``python benchmarks/autouniseg.py [--threads N] [--image-size 64] [--repeats 10]``.
+Usage: ``python scripts/autouniseg.py [--threads N] [--image-size 64] [--repeats 10]``.
 ``--threads`` sets torch's threads; POT's numpy runs on as many BLAS threads as the environment
 allows (``OMP_NUM_THREADS``). Figures are medians; on shared cores they vary from run to run.
 """
@@ -44,12 +44,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mdseg.losses import dataset_losses
-from mdseg.methods.multi_head import AUTHORS_WEIGHTS
+from mdseg.losses import AUTHORS_WEIGHTS, dataset_losses, orthogonality_loss
 from mdseg.models.backbones import HRNetBranches
 from mdseg.models.heads import DatasetLogits, DatasetPrototypes, PixelEmbedding, UniSegHead
 from mdseg.models.segmentor import Segmentor
-from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, block_softmax, orthogonality_loss
+from mdseg.taxonomy.gnn import GraphOptions, LabelGraph, block_softmax
 from mdseg.taxonomy.merge import unidet_merge
 from mdseg.taxonomy.uot import LinkRule, boolean_mapping
 

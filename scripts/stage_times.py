@@ -1,6 +1,6 @@
 """Print per-stage wall time of a finished workflow run from Snakemake's benchmark files.
 
-Usage: python benchmarks/stage_times.py [benchmarks/out]
+Usage: python scripts/stage_times.py [benchmarks/out]
 Sums the ``s`` column of every rule's benchmark TSV, grouped by stage (the first folder), and
 prints the slowest jobs; the stage sum is CPU-serial time, not the run's elapsed time when jobs
 ran in parallel.

@@ -19,7 +19,7 @@ base_augmentation.yaml, transformations/__init__.py): the augmentation alone, pe
 and with them, at 768 from 2048x1024 and at 64 from 64x64, a worker's rate with them, and the
 default run's input with them.
 
-    python benchmarks/input_pipeline.py [--images 12] [--repeats 3] [--steps 12] [--rotate-blur]
+    python scripts/input_pipeline.py [--images 12] [--repeats 3] [--steps 12] [--rotate-blur]
 """
 
 from __future__ import annotations
