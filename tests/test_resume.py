@@ -57,6 +57,7 @@ def test_sigterm_then_rerun_matches_an_uninterrupted_run(tiny_datasets, tmp_path
     done = subprocess.run(command(spec, datasets, whole), check=True, capture_output=True)
     log = done.stderr.decode()  # what a job's log file gets: plain lines, no progress bar
     assert "\r" not in log and re.search(r"^step 20/30  loss \S+  lr ", log, re.MULTILINE), log
+    assert f"training {STEPS} steps, from step 0" in log
 
     proc = subprocess.Popen(
         command(spec, datasets, resumed), stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -73,7 +74,8 @@ def test_sigterm_then_rerun_matches_an_uninterrupted_run(tiny_datasets, tmp_path
     assert 3 <= stopped_at < STEPS
     assert not (resumed / "model.pt").exists()
 
-    subprocess.run(command(spec, datasets, resumed), check=True, capture_output=True)
+    rerun = subprocess.run(command(spec, datasets, resumed), check=True, capture_output=True)
+    assert f"resumed from {resumed / 'checkpoint.pt'} at step {stopped_at}" in rerun.stderr.decode()
     assert not (resumed / "checkpoint.pt").exists()
     a = torch.load(whole / "model.pt", weights_only=False)["state_dict"]
     b = torch.load(resumed / "model.pt", weights_only=False)["state_dict"]

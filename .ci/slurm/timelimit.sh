@@ -56,7 +56,7 @@ fi
 # each stopped job saved its checkpoint and exited (training's own last line, so nothing killed
 # it first) and the next job started at that step
 stops=$(tr '\r' '\n' < "$WORK/attempts.log" | sed -n 's/.*stopped by a signal at step \([0-9]*\);.*/\1/p')
-starts=$(tr '\r' '\n' < "$WORK/attempts.log" | sed -n 's/.*| *\([0-9]*\)\/[0-9]* \[00:00<?.*/\1/p')
+starts=$(sed -n 's/.*: training [0-9]* steps, \(from\|resumed from .* at\) step \([0-9]*\)$/\2/p' "$WORK/attempts.log")
 echo "stopped at steps: $(echo $stops); started at steps: $(echo $starts)"
 [ "$(echo "$stops" | wc -w)" = "$(echo "$stopped" | wc -l)" ] || { echo "a stop is missing"; exit 1; }
 [ "$(echo $starts)" = "$(echo 0 $stops)" ] || { echo "a job did not resume where the last stopped"; exit 1; }

@@ -451,6 +451,9 @@ def train(
         own = {k: dataset_dirs[k] for k in experiment["train"]}
         subsets = val_subsets(own, cfg.get("val_images", 50))
     tty = main and sys.stderr.isatty()  # a bar on a terminal, never in a log file
+    if main:
+        start = f"resumed from {t.checkpoint} at step {t.step}" if t.step else "from step 0"
+        print(f"{experiment['id']}: training {t.total} steps, {start}", file=sys.stderr)
     t.model.train()
     batches = training_batches(t.stream, t.step, t.total, cfg.get("workers", 0))
     with (
