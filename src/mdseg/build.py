@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from mdseg.errors import DamagedFile
+from mdseg.errors import DamagedFile, about
 from mdseg.io import load_torch
 from mdseg.methods import METHODS, Method
 from mdseg.models.backbones import HRNetBranches
@@ -98,11 +98,17 @@ def init_from(model: Segmentor, method: Method, path: Path) -> None:
 
 
 def load_model(path: Path, device: str = "cpu") -> tuple[Method, Segmentor, dict[str, Any]]:
-    """Rebuild the method and network a training run saved (``model.pt``), weights included."""
-    state = load_torch(path, "a trained model (model.pt)", REMEDY["model"], device)
-    exp = state["experiment"]
-    method = build_method(exp, state["dataset_classes"], state.get("text_features"))
-    method.load_state_dict(state["method_state"])
-    model = build_model(method, exp["backbone"])
-    model.load_state_dict(state["state_dict"])
+    """Rebuild the method and network a training run saved (``model.pt``), weights included.
+
+    A file that loads but holds no model of this version (keys or weights missing) is refused
+    like a damaged one, naming it and the way out.
+    """
+    what = "a trained model (model.pt)"
+    state = load_torch(path, what, REMEDY["model"], device)
+    with about(path, what, REMEDY["model"]):
+        exp = state["experiment"]
+        method = build_method(exp, state["dataset_classes"], state.get("text_features"))
+        method.load_state_dict(state["method_state"])
+        model = build_model(method, exp["backbone"])
+        model.load_state_dict(state["state_dict"])
     return method, model.to(device).eval(), state

@@ -10,9 +10,10 @@ unexpected. Either way the user sees one line, and the traceback only with ``--d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 class MdsegError(Exception):
@@ -39,6 +40,19 @@ EXPECTED: tuple[type[BaseException], ...] = (
     RuntimeError,
     EOFError,
 )
+
+
+def cause_of(err: BaseException | None, match: Callable[[BaseException], bool]) -> Any:
+    """The first exception in ``err``'s chain (itself, then its causes) that ``match`` accepts.
+
+    Libraries wrap the error that tells what happened: torch a full disk's ``OSError`` in a
+    ``RuntimeError``, Snakemake a schema violation in a ``WorkflowError``.
+    """
+    while err is not None:
+        if match(err):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def one_line(err: BaseException) -> str:
@@ -81,10 +95,8 @@ def schema_error(err: Exception) -> str:
     """
     from mdseg.secrets import redact
 
-    cause: BaseException | None = err
-    while cause is not None and not hasattr(cause, "absolute_path"):
-        cause = cause.__cause__ or cause.__context__
+    cause = cause_of(err, lambda e: hasattr(e, "absolute_path"))
     if cause is None:
         return redact(one_line(err))
     key = ".".join(map(str, cause.absolute_path)) or "(top level)"
-    return f"config {key}: {redact(one_line(Exception(cause.message)))}"  # type: ignore[attr-defined]
+    return f"config {key}: {redact(one_line(Exception(cause.message)))}"

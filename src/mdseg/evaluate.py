@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mdseg.build import REMEDY, load_model, resolve_device
+from mdseg.build import load_model, resolve_device
 from mdseg.data import SplitDataset, same_size_batches
 from mdseg.datasets.classnames import load_aliases
-from mdseg.errors import about
 from mdseg.inference import Inference, label_scores, nearest_resized, scaled_size, split_batch
 from mdseg.io import IGNORE_ID, write_json
 from mdseg.label_space import normalise
@@ -123,8 +122,7 @@ def evaluate_many(
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     splits = {key: SplitDataset(Path(datasets_dir) / key, split) for key in dataset_keys}
-    with about(model_path, "a trained model (model.pt)", REMEDY["model"]):
-        method, model, state = load_model(model_path, str(dev))
+    method, model, state = load_model(model_path, str(dev))
     aliases = load_aliases()
     for key, data in splits.items():
         result = evaluate_dataset(

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mdseg.errors import DamagedFile, NoRoom, SplitMismatch
+from mdseg.errors import DamagedFile, NoRoom, SplitMismatch, about, cause_of
 
 IGNORE_ID = 255
 # errnos of a write that found no room: full disk, file-size limit, quota
@@ -37,7 +37,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, path)
     except (OSError, RuntimeError) as err:
-        full = _no_room(err)
+        # torch reports a failed write as a RuntimeError around the OSError
+        full = cause_of(err, lambda e: isinstance(e, OSError) and e.errno in _NO_ROOM)
         if full is None:
             raise
         raise NoRoom(
@@ -46,15 +47,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         ) from err
     finally:
         tmp_path.unlink(missing_ok=True)
-
-
-def _no_room(err: BaseException | None) -> OSError | None:
-    """The out-of-room ``OSError`` behind ``err``, if any (torch wraps it in a RuntimeError)."""
-    while err is not None:
-        if isinstance(err, OSError) and err.errno in _NO_ROOM:
-            return err
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def save_torch(obj: Any, path: str | Path) -> None:
@@ -73,8 +65,6 @@ def load_torch(path: str | Path, what: str, remedy: str, map_location: Any = "cp
     """
     import torch
 
-    from mdseg.errors import about
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: expected {what}, found nothing")
@@ -85,8 +75,6 @@ def load_torch(path: str | Path, what: str, remedy: str, map_location: Any = "cp
 def read_table(path: str | Path, remedy: str) -> Any:
     """A CSV this project wrote, as a pandas frame; a damaged one is refused naming ``remedy``."""
     import pandas as pd
-
-    from mdseg.errors import about
 
     with about(path, "a CSV table", remedy):
         return pd.read_csv(path)
@@ -115,11 +103,8 @@ def read_json(path: str | Path) -> Any:
 
 
 def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def write_split_list(path: str | Path, pairs: list[tuple[str, str]]) -> None:

@@ -24,9 +24,8 @@ from typing import Any
 import torch
 
 from mdseg import distributed
-from mdseg.build import REMEDY, load_model, resolve_device
+from mdseg.build import load_model, resolve_device
 from mdseg.data import SplitDataset
-from mdseg.errors import about
 from mdseg.io import atomic_path, save_torch
 from mdseg.label_space import normalise
 from mdseg.methods.cr_bce import (
@@ -98,8 +97,7 @@ def compute_relations(
     writes the files (see the module docstring)."""
     ctx = distributed.init(resolve_device(device))
     where = distributed.local_device(device, ctx)
-    with about(model_path, "a trained model (model.pt)", REMEDY["model"]):
-        method, model, state = load_model(model_path)
+    method, model, state = load_model(model_path)
     model.to(where)
     cfg = state["experiment"]["training"]
     torch.set_num_threads(cfg["threads"])

@@ -65,11 +65,8 @@ class DownloadError(MdsegError):
 
 
 def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def parse_options(text: str, key: str) -> dict[str, Any]:
@@ -254,21 +251,26 @@ def _html(url: str, sign: str) -> str:
     )
 
 
-def _looks_html(head: bytes) -> bool:
+def _not_an_archive(path: Path) -> str | None:
+    """``"empty"`` or ``"html"`` when ``path`` is no archive by its first bytes, else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "empty"
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return start.startswith((b"<!doctype html", b"<html"))
+    return "html" if start.startswith((b"<!doctype html", b"<html")) else None
 
 
 def _check_body(path: Path, url: str) -> None:
     """Refuse an empty body or an HTML page (by its first bytes) fetched from ``url``."""
-    if path.stat().st_size == 0:
+    problem = _not_an_archive(path)
+    if problem == "empty":
         raise DownloadError(
             f"{redact_url(url)}: the server sent an empty body (0 bytes) for {path.name}; "
             "check the link and rerun (nothing was kept)"
         )
-    with open(path, "rb") as fh:
-        if _looks_html(fh.read(512)):
-            raise DownloadError(_html(url, "it starts with <html"))
+    if problem == "html":
+        raise DownloadError(_html(url, "it starts with <html"))
 
 
 def _local(path: Path, archive: Archive, ds: RealDataset) -> Path:
@@ -281,10 +283,9 @@ def _local(path: Path, archive: Archive, ds: RealDataset) -> Path:
             f"{path} ({key}): md5 {got} does not match the published {archive.md5}; "
             "download it again"
         )
-    with open(path, "rb") as fh:
-        head = fh.read(512)
-    if not head or _looks_html(head):
-        what = "empty" if not head else "an HTML page (a login or error page)"
+    problem = _not_an_archive(path)
+    if problem is not None:
+        what = "empty" if problem == "empty" else "an HTML page (a login or error page)"
         raise DownloadError(f"{path} ({key}): the file is {what}, not {archive.name}")
     return path
 
